@@ -1,0 +1,44 @@
+import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+import * as schema from "./schema/index.ts";
+
+export type Database = PostgresJsDatabase<typeof schema>;
+export type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
+/** What every domain function takes first: the pool, or a transaction to compose in. */
+export type Db = Database | Tx;
+
+export interface DbHandle {
+  db: Database;
+  sql: postgres.Sql;
+  close(): Promise<void>;
+}
+
+/** int8 values within 2^53 − 1 become numbers; larger ones (system totals) stay exact as bigint. */
+function parseInt8(value: string): number | bigint {
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : BigInt(value);
+}
+
+export function createDb(
+  url: string,
+  options: { max?: number; application?: string } = {},
+): DbHandle {
+  const sql = postgres(url, {
+    max: options.max ?? 10,
+    idle_timeout: 30,
+    connect_timeout: 5,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    connection: {
+      application_name: options.application ?? "holdfast",
+      TimeZone: "UTC",
+      // Bounded waits: a stuck lock or query surfaces as an error instead of a hung request.
+      lock_timeout: 5000,
+      statement_timeout: 15000,
+      idle_in_transaction_session_timeout: 30000,
+    },
+  });
+  sql.options.parsers[20] = parseInt8;
+  const db = drizzle(sql, { schema });
+  return { db, sql, close: () => sql.end({ timeout: 5 }) };
+}

@@ -1,0 +1,38 @@
+/** The SQLSTATE of a Postgres error, looking through drizzle's DrizzleQueryError wrapper. */
+export function pgErrorCode(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") return code;
+  }
+  return undefined;
+}
+
+const CONNECTION_ERRORS = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+]);
+
+/**
+ * True when the database could not be reached or went away mid-request: a connection error,
+ * the server shutting down or starting up (57P*), a connection exception (08*), or a bounded
+ * wait running out (lock or statement timeout). These become 503 unavailable, not 500.
+ */
+export function isUnavailable(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (!code) return false;
+  return (
+    CONNECTION_ERRORS.has(code) ||
+    code.startsWith("08") ||
+    code.startsWith("57P") ||
+    code === "55P03" ||
+    code === "57014" ||
+    code === "53300"
+  );
+}

@@ -1,0 +1,124 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { getAccount } from "../../ledger/account.ts";
+import { createAccount } from "../../ledger/create-account.ts";
+import { creditAccount } from "../../ledger/credit-account.ts";
+import { isSystemAccountId } from "../../ledger/ids.ts";
+import { listEntries } from "../../ledger/list-entries.ts";
+import { requireAdmin } from "../auth.ts";
+import type { AppEnv } from "../context.ts";
+import { idempotent } from "../idempotency.ts";
+import { HttpError } from "../problem.ts";
+import { render, send } from "../respond.ts";
+import {
+  Account,
+  Amount,
+  AnyAccountId,
+  Entry,
+  IdempotencyHeader,
+  jsonBody,
+  jsonResponse,
+  Metadata,
+  PageQuery,
+  pageOf,
+  problems,
+  Reason,
+  UserAccountId,
+  Uuid,
+} from "../schemas.ts";
+
+const CreateAccountBody = z.strictObject({ id: UserAccountId, metadata: Metadata.optional() });
+const CreditBody = z.strictObject({
+  amount: Amount,
+  reason: Reason.optional(),
+  metadata: Metadata.optional(),
+});
+const CreditResult = z.object({ transactionId: Uuid, account: Account }).openapi("CreditResult");
+
+const tags = ["accounts"];
+const security = [{ bearer: [] }];
+
+const create = createRoute({
+  method: "post",
+  path: "/v1/accounts",
+  tags,
+  security,
+  summary: "Open a user account",
+  request: { headers: IdempotencyHeader(false), body: jsonBody(CreateAccountBody) },
+  responses: {
+    201: jsonResponse(Account, "The new account"),
+    ...problems(400, 401, 409, 413, 422),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/v1/accounts/{id}",
+  tags,
+  security,
+  summary: "Read an account's settled, held and available balances",
+  request: { params: z.object({ id: AnyAccountId }) },
+  responses: { 200: jsonResponse(Account, "The account"), ...problems(400, 401, 403, 404) },
+});
+
+const entries = createRoute({
+  method: "get",
+  path: "/v1/accounts/{id}/entries",
+  tags,
+  security,
+  summary: "List an account's ledger entries, newest first",
+  request: { params: z.object({ id: AnyAccountId }), query: PageQuery },
+  responses: {
+    200: jsonResponse(pageOf(Entry, "EntryPage"), "A page of entries"),
+    ...problems(400, 401, 403, 404),
+  },
+});
+
+const credit = createRoute({
+  method: "post",
+  path: "/v1/accounts/{id}/credits",
+  tags,
+  security,
+  summary: "Credit coins to a user account from @issuance (admin)",
+  middleware: [requireAdmin] as const,
+  request: {
+    params: z.object({ id: UserAccountId }),
+    headers: IdempotencyHeader(true),
+    body: jsonBody(CreditBody),
+  },
+  responses: {
+    201: jsonResponse(CreditResult, "The posted transaction"),
+    ...problems(400, 401, 403, 404, 409, 413, 422),
+  },
+});
+
+/** System accounts (`@…`) are readable by admins only. */
+function assertReadable(role: string, id: string) {
+  if (isSystemAccountId(id) && role !== "admin") {
+    throw new HttpError("forbidden", "system accounts are readable with the admin token only");
+  }
+}
+
+export const accountRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(create, (c) => {
+    const body = c.req.valid("json");
+    return idempotent(c, { required: false, status: 201, body }, (tx) => createAccount(tx, body));
+  })
+  .openapi(get, async (c) => {
+    const { id } = c.req.valid("param");
+    assertReadable(c.get("role"), id);
+    return send(c, render(200, await getAccount(c.get("deps").db, id)));
+  })
+  .openapi(entries, async (c) => {
+    const { id } = c.req.valid("param");
+    const { limit, cursor } = c.req.valid("query");
+    assertReadable(c.get("role"), id);
+    const page = await listEntries(c.get("deps").db, { accountId: id, limit, before: cursor });
+    return send(c, render(200, page));
+  })
+  .openapi(credit, (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    return idempotent(c, { required: true, status: 201, body }, (tx) =>
+      creditAccount(tx, { accountId: id, ...body }),
+    );
+  });

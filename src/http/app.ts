@@ -1,0 +1,130 @@
+import { swaggerUI } from "@hono/swagger-ui";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import { isUnavailable } from "../db/errors.ts";
+import { isDomainError } from "../ledger/errors.ts";
+import { httpDuration } from "../metrics.ts";
+import { accountRoutes } from "./accounts/routes.ts";
+import { authenticate } from "./auth.ts";
+import type { AppDeps, AppEnv } from "./context.ts";
+import { healthRoutes } from "./health/routes.ts";
+import { stringify } from "./json.ts";
+import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Routers mounted under the app; later resources (holds, promotions, dashboard) join here. */
+export type Mount = (app: OpenAPIHono<AppEnv>) => void;
+
+function sendProblem(c: Context<AppEnv>, p: Problem) {
+  return c.body(stringify(p), p.status as 400, { "Content-Type": PROBLEM_CONTENT_TYPE });
+}
+
+function problemFor(error: Error, c: Context<AppEnv>): Problem {
+  const id = c.get("requestId") ?? "unknown";
+  if (error instanceof HttpError) return problem(error.code, error.message, id, error.errors);
+  if (isDomainError(error)) return problem(error.code, error.message, id);
+  if (error instanceof HTTPException) {
+    if (error.status === 413)
+      return problem(
+        "payload_too_large",
+        `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
+        id,
+      );
+    if (error.status === 415)
+      return problem("invalid_request", "the body must be application/json", id);
+    if (error.status === 404) return problem("not_found", "no such resource", id);
+    if (error.status < 500) return problem("invalid_request", error.message, id);
+  }
+  const logger = c.get("deps").logger;
+  if (isUnavailable(error)) {
+    logger.warn({ err: error, requestId: id }, "dependency unavailable");
+    return problem(
+      "unavailable",
+      "a dependency is unavailable; retry with the same Idempotency-Key",
+      id,
+    );
+  }
+  logger.error({ err: error, requestId: id, path: c.req.path }, "unhandled error");
+  return problem(
+    "internal_error",
+    "internal error; nothing was committed unless a retry says so",
+    id,
+  );
+}
+
+export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (result.success) return;
+      const errors = result.error.issues.map((issue) => ({
+        field:
+          issue.code === "unrecognized_keys"
+            ? issue.keys.join(", ")
+            : issue.path.length > 0
+              ? issue.path.join(".")
+              : result.target,
+        message: issue.message,
+      }));
+      throw new HttpError(
+        "invalid_request",
+        `invalid ${result.target === "json" ? "body" : result.target}`,
+        errors,
+      );
+    },
+  });
+
+  app.use("*", requestId());
+  app.use("*", async (c, next) => {
+    c.set("deps", deps);
+    const started = performance.now();
+    await next();
+    httpDuration.observe(
+      { method: c.req.method, route: c.req.routePath, status: String(c.res.status) },
+      (performance.now() - started) / 1000,
+    );
+  });
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new HttpError(
+          "payload_too_large",
+          `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
+        );
+      },
+    }),
+  );
+  app.use("/v1/*", authenticate());
+
+  app.route("/", healthRoutes);
+  app.route("/", accountRoutes);
+  for (const mount of mounts) mount(app);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "holdfast",
+      version: "1.0.0",
+      description: "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; see `code`.",
+    },
+  });
+  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "holdfast API" }));
+
+  app.notFound((c) =>
+    sendProblem(
+      c,
+      problem("not_found", `no route for ${c.req.method} ${c.req.path}`, c.get("requestId")),
+    ),
+  );
+  app.onError((error, c) => sendProblem(c, problemFor(error, c)));
+  return app;
+}

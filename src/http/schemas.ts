@@ -1,0 +1,129 @@
+import { z } from "@hono/zod-openapi";
+import { MAX_AMOUNT } from "../db/schema/index.ts";
+import { decodeNumericCursor } from "../ledger/cursor.ts";
+import { USER_ACCOUNT_ID } from "../ledger/ids.ts";
+
+/** Coins: a JSON integer in [1, 2^53 − 1]. Strings, fractions and larger numbers are refused. */
+export const Amount = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_AMOUNT)
+  .openapi({ example: 20, description: "Coins, an integer in [1, 2^53 − 1]" });
+
+export const Metadata = z
+  .record(z.string().min(1).max(64), z.unknown())
+  .refine((m) => Object.keys(m).length <= 50, "at most 50 keys")
+  .openapi({ type: "object", example: { source: "checkout" } });
+
+export const Reason = z.string().min(1).max(500);
+
+export const UserAccountId = z
+  .string()
+  .regex(USER_ACCOUNT_ID, "must match ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+  .openapi({ example: "alice" });
+
+export const AnyAccountId = z
+  .string()
+  .regex(/^(@[a-z]{1,32}|[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$/, "not an account id")
+  .openapi({ example: "alice" });
+
+export const Uuid = z.uuid().openapi({ example: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50" });
+
+export const Timestamp = z.iso.datetime().openapi({ example: "2026-11-23T18:00:00.000Z" });
+
+export const Balance = z.number().int().openapi({ example: 50 });
+
+export const Account = z
+  .object({
+    id: z.string(),
+    settled: Balance,
+    held: Balance,
+    available: Balance,
+    metadata: Metadata.nullable(),
+    createdAt: Timestamp,
+  })
+  .openapi("Account");
+
+export const Entry = z
+  .object({
+    seq: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "1, 2, 3, … in the account's sequence; null on system accounts" }),
+    transactionId: Uuid,
+    kind: z.enum(["credit", "purchase", "promotion", "adjustment"]),
+    amount: z.number().int().openapi({ description: "signed: + credit, − debit" }),
+    settledAfter: Balance.nullable(),
+    holdId: Uuid.nullable(),
+    createdAt: Timestamp,
+    metadata: Metadata.nullable(),
+  })
+  .openapi("Entry");
+
+export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
+  z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
+
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+  cursor: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const position = decodeNumericCursor(value);
+      if (position === undefined) {
+        ctx.addIssue({ code: "custom", message: "not a cursor returned by this API" });
+        return z.NEVER;
+      }
+      return position;
+    })
+    .openapi({ type: "string", description: "nextCursor from the previous page" }),
+});
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    code: z.string(),
+    requestId: z.string(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+const problemContent = { "application/problem+json": { schema: Problem } };
+
+/** OpenAPI response entries for the error statuses a route can answer. */
+export function problems(...statuses: number[]) {
+  return Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: `problem+json (see \`code\`)`, content: problemContent },
+    ]),
+  );
+}
+
+/** Checked by idempotent() rather than here, so that a missing key gets its own error code. */
+export const IdempotencyHeader = (required: boolean) =>
+  z.object({
+    "idempotency-key": z
+      .string()
+      .optional()
+      .openapi({
+        description: `${required ? "Required. " : ""}1–255 printable ASCII characters; a replay returns the first response`,
+        example: "order-42-attempt",
+      }),
+  });
+
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({
+  required: true,
+  content: { "application/json": { schema } },
+});
+
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});

@@ -1,0 +1,60 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { DomainError } from "./errors.ts";
+import { isSystemAccountId } from "./ids.ts";
+import { toIso } from "./rows.ts";
+
+export type Balance = number | bigint;
+
+export interface Account {
+  id: string;
+  settled: Balance;
+  held: Balance;
+  available: Balance;
+  metadata: Record<string, unknown> | null;
+  createdAt: string;
+}
+
+export type AccountRow = {
+  id: string;
+  settled: Balance;
+  held: Balance;
+  metadata: Record<string, unknown> | null;
+  created_at: string | Date;
+};
+
+export function toAccount(row: AccountRow): Account {
+  const settled = row.settled;
+  const held = row.held;
+  const available =
+    typeof settled === "number" && typeof held === "number"
+      ? settled - held
+      : BigInt(settled) - BigInt(held);
+  return {
+    id: row.id,
+    settled,
+    held,
+    available,
+    metadata: row.metadata ?? null,
+    createdAt: toIso(row.created_at),
+  };
+}
+
+/**
+ * O(1) in the length of the history: a user account is one row; a system account is the sum
+ * of its fixed number of balance stripes.
+ */
+export async function getAccount(db: Db, id: string): Promise<Account> {
+  const rows = isSystemAccountId(id)
+    ? await db.execute<AccountRow>(sql`
+        SELECT a.id, COALESCE(sum(s.settled), 0)::int8 AS settled, 0::int8 AS held, a.metadata, a.created_at
+          FROM accounts a LEFT JOIN system_balances s ON s.account_id = a.id
+         WHERE a.id = ${id} AND a.kind = 'system'
+         GROUP BY a.id`)
+    : await db.execute<AccountRow>(sql`
+        SELECT id, settled, held, metadata, created_at FROM accounts
+         WHERE id = ${id} AND kind = 'user'`);
+  const row = rows[0];
+  if (!row) throw new DomainError("account_not_found", `account ${id} does not exist`);
+  return toAccount(row);
+}

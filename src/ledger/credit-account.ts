@@ -1,0 +1,44 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { type Account, getAccount, toAccount } from "./account.ts";
+import { DomainError } from "./errors.ts";
+import { newId } from "./ids.ts";
+import { post } from "./post-transaction.ts";
+
+export interface CreditInput {
+  accountId: string;
+  amount: number;
+  reason?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+}
+
+export interface CreditResult {
+  transactionId: string;
+  account: Account;
+}
+
+/** Issues coins: one balanced transaction from `@issuance` to the user account. */
+export async function creditAccount(db: Db, input: CreditInput): Promise<CreditResult> {
+  const transactionId = newId();
+  const row = await post(
+    db,
+    sql`src AS (SELECT ${input.accountId}::text AS account_id, ${input.amount}::int8 AS delta,
+                       0::int8 AS release_held, NULL::uuid AS hold_id)`,
+    {
+      transactionId,
+      kind: "credit",
+      counterparty: "@issuance",
+      reason: input.reason,
+      metadata: input.metadata,
+    },
+  );
+  if (!row) {
+    // Nothing was written; say why. getAccount throws account_not_found for a missing account.
+    await getAccount(db, input.accountId);
+    throw new DomainError(
+      "balance_limit_exceeded",
+      `crediting ${input.amount} would take account ${input.accountId} past 2^53 - 1 coins`,
+    );
+  }
+  return { transactionId, account: toAccount(row) };
+}

@@ -1,0 +1,75 @@
+import { randomInt } from "node:crypto";
+import { type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { MAX_AMOUNT_SQL, SYSTEM_BALANCE_STRIPES } from "../db/schema/index.ts";
+import type { AccountRow } from "./account.ts";
+import type { SystemAccountId } from "./ids.ts";
+import { jsonParam } from "./rows.ts";
+
+export type EntryKind = "credit" | "purchase" | "promotion" | "adjustment";
+
+export interface Posting {
+  transactionId: string;
+  kind: EntryKind;
+  counterparty: SystemAccountId;
+  reason?: string | null | undefined;
+  metadata?: Record<string, unknown> | null | undefined;
+}
+
+export type PostedRow = AccountRow & { transaction_id: string; last_seq: number };
+
+/**
+ * One statement that posts a balanced two-entry transaction between a user account and a
+ * system account. `source` must define a CTE named `src` with one row of
+ * (account_id text, delta int8, release_held int8, hold_id uuid): `delta` is added to the
+ * user's settled balance, `release_held` is taken off its held balance.
+ *
+ * The decision (does the balance stay within [held, 2^53 − 1]?) is the WHERE of the account
+ * UPDATE, so it is taken under the row lock, at the position the entry gets in the
+ * account's sequence. No row comes back when it fails, and then nothing was written.
+ */
+export function postingStatement(source: SQL, posting: Posting): SQL {
+  const stripe = randomInt(SYSTEM_BALANCE_STRIPES);
+  const metadata = jsonParam(posting.metadata);
+  return sql`
+    WITH ${source},
+    acct AS (
+      UPDATE accounts a
+         SET settled = a.settled + src.delta,
+             held = a.held - src.release_held,
+             last_seq = a.last_seq + 1
+        FROM src
+       WHERE a.id = src.account_id AND a.kind = 'user'
+         AND a.settled + src.delta >= a.held - src.release_held
+         AND a.settled + src.delta <= ${MAX_AMOUNT_SQL}
+      RETURNING a.id, a.settled, a.held, a.last_seq, a.metadata, a.created_at, src.delta, src.hold_id
+    ),
+    txn AS (
+      INSERT INTO ledger_transactions (id, kind, reason, metadata)
+      SELECT ${posting.transactionId}, ${posting.kind}, ${posting.reason ?? null}, ${metadata}::jsonb
+        FROM acct
+      RETURNING id
+    ),
+    ent AS (
+      INSERT INTO entries (transaction_id, account_id, seq, amount, settled_after, hold_id, kind, metadata)
+      SELECT txn.id, acct.id, acct.last_seq, acct.delta, acct.settled, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
+        FROM acct, txn
+      UNION ALL
+      SELECT txn.id, ${posting.counterparty}, NULL, -acct.delta, NULL, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
+        FROM acct, txn
+    ),
+    sys AS (
+      UPDATE system_balances s
+         SET settled = s.settled - acct.delta
+        FROM acct
+       WHERE s.account_id = ${posting.counterparty} AND s.stripe = ${stripe}
+    )
+    SELECT acct.id, acct.settled, acct.held, acct.last_seq, acct.metadata, acct.created_at,
+           txn.id AS transaction_id
+      FROM acct, txn`;
+}
+
+export async function post(db: Db, source: SQL, posting: Posting): Promise<PostedRow | undefined> {
+  const rows = await db.execute<PostedRow>(postingStatement(source, posting));
+  return rows[0];
+}

@@ -1,0 +1,180 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
+
+export interface CheckResult {
+  invariant: number;
+  name: string;
+  violations: number;
+  examples: Record<string, unknown>[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  checks: CheckResult[];
+  totals: { accounts: number; transactions: number; entries: number; holds: number };
+}
+
+interface Check {
+  invariant: number;
+  name: string;
+  /** Selects one row per violation. */
+  query: SQL;
+}
+
+/** How long past its deadline a pending hold may stay pending before it is a violation. */
+export interface VerifyOptions {
+  overdueGraceMs: number;
+}
+
+function checks(options: VerifyOptions): Check[] {
+  return [
+    {
+      invariant: 1,
+      name: "each ledger transaction has two or more entries summing to zero",
+      query: sql`
+        SELECT t.id AS transaction_id, count(e.*) AS entries, COALESCE(sum(e.amount), 0) AS sum
+          FROM ledger_transactions t LEFT JOIN entries e ON e.transaction_id = t.id
+         GROUP BY t.id HAVING COALESCE(sum(e.amount), 0) <> 0 OR count(e.*) < 2`,
+    },
+    {
+      invariant: 1,
+      name: "the settled balances of all accounts sum to zero",
+      query: sql`
+        SELECT total FROM (
+          SELECT (SELECT COALESCE(sum(settled), 0) FROM accounts WHERE kind = 'user')
+               + (SELECT COALESCE(sum(settled), 0) FROM system_balances) AS total) t
+         WHERE total <> 0`,
+    },
+    {
+      invariant: 2,
+      name: "each account's stored settled balance equals the sum of its entries",
+      query: sql`
+        WITH stored AS (
+          SELECT id, settled::numeric AS settled FROM accounts WHERE kind = 'user'
+          UNION ALL
+          SELECT account_id, sum(settled) FROM system_balances GROUP BY account_id
+        ), computed AS (
+          SELECT account_id, sum(amount) AS settled FROM entries GROUP BY account_id
+        )
+        SELECT s.id AS account_id, s.settled AS stored, COALESCE(c.settled, 0) AS from_entries
+          FROM stored s LEFT JOIN computed c ON c.account_id = s.id
+         WHERE s.settled <> COALESCE(c.settled, 0)`,
+    },
+    {
+      invariant: 2,
+      name: "each account's stored held balance equals the sum of its pending holds",
+      query: sql`
+        SELECT a.id AS account_id, a.held AS stored, COALESCE(h.held, 0) AS from_holds
+          FROM accounts a
+          LEFT JOIN (SELECT account_id, sum(amount) AS held FROM holds
+                      WHERE status = 'pending' GROUP BY account_id) h ON h.account_id = a.id
+         WHERE a.held <> COALESCE(h.held, 0)`,
+    },
+    {
+      invariant: 2,
+      name: "each user account's entries are numbered 1, 2, 3, … with running balances",
+      query: sql`
+        SELECT account_id, seq, settled_after, running FROM (
+          SELECT account_id, seq, settled_after,
+                 sum(amount) OVER w AS running, row_number() OVER w AS position
+            FROM entries e
+           WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id AND a.kind = 'user')
+          WINDOW w AS (PARTITION BY account_id ORDER BY seq)
+        ) x
+         WHERE seq IS DISTINCT FROM position OR settled_after IS DISTINCT FROM running
+        UNION ALL
+        SELECT a.id, a.last_seq, NULL, NULL FROM accounts a
+         WHERE a.kind = 'user'
+           AND a.last_seq <> (SELECT count(*) FROM entries e WHERE e.account_id = a.id)`,
+    },
+    {
+      invariant: 3,
+      name: "no user account has negative settled or available balance, now or after any entry",
+      query: sql`
+        SELECT id AS account_id, settled, held FROM accounts
+         WHERE kind = 'user' AND (settled < 0 OR held < 0 OR settled - held < 0)
+        UNION ALL
+        SELECT account_id, settled_after, NULL FROM entries
+         WHERE settled_after IS NOT NULL AND settled_after < 0`,
+    },
+    {
+      invariant: 4,
+      name: "each settled hold has exactly one purchase transaction for 0 < settledAmount <= amount",
+      query: sql`
+        SELECT h.id AS hold_id, h.status, h.amount, h.settled_amount,
+               count(DISTINCT e.transaction_id) AS transactions, sum(e.amount) FILTER (WHERE e.account_id = h.account_id) AS debited
+          FROM holds h LEFT JOIN entries e ON e.hold_id = h.id
+         GROUP BY h.id
+        HAVING (h.status = 'settled' AND (count(DISTINCT e.transaction_id) <> 1
+                  OR h.settled_amount NOT BETWEEN 1 AND h.amount
+                  OR sum(e.amount) FILTER (WHERE e.account_id = h.account_id) <> -h.settled_amount
+                  OR bool_or(e.transaction_id <> h.transaction_id)))
+            OR (h.status <> 'settled' AND count(e.*) > 0)`,
+    },
+    {
+      invariant: 6,
+      name: "no pending hold is overdue by more than the sweep interval",
+      query: sql`
+        SELECT id AS hold_id, account_id, expires_at FROM holds
+         WHERE status = 'pending'
+           AND expires_at < now() - make_interval(secs => ${options.overdueGraceMs / 1000})`,
+    },
+    {
+      invariant: 7,
+      name: "amounts and user balances are integers within [1, 2^53 - 1]",
+      query: sql`
+        SELECT 'entry' AS what, id::text AS id FROM entries
+         WHERE amount = 0 OR abs(amount) > ${MAX_AMOUNT_SQL}
+        UNION ALL
+        SELECT 'hold', id::text FROM holds WHERE amount < 1 OR amount > ${MAX_AMOUNT_SQL}
+        UNION ALL
+        SELECT 'account', id FROM accounts WHERE kind = 'user' AND settled > ${MAX_AMOUNT_SQL}`,
+    },
+  ];
+}
+
+/**
+ * Recomputes every balance from entries and holds and checks DESIGN.md section 3. Runs in one
+ * REPEATABLE READ transaction so that every check sees the same snapshot.
+ */
+export async function verifyLedger(db: Db, options: VerifyOptions): Promise<VerifyReport> {
+  return db.transaction(
+    async (tx) => {
+      const results: CheckResult[] = [];
+      for (const check of checks(options)) {
+        const rows = await tx.execute<Record<string, unknown>>(
+          sql`SELECT count(*) OVER () AS violations, v.* FROM (${check.query}) v LIMIT 5`,
+        );
+        const violations = Number(rows[0]?.violations ?? 0);
+        const examples = rows.map(({ violations: _, ...rest }) => rest);
+        results.push({ invariant: check.invariant, name: check.name, violations, examples });
+      }
+      const [totals] = await tx.execute<VerifyReport["totals"]>(sql`
+        SELECT (SELECT count(*) FROM accounts)::int AS accounts,
+               (SELECT count(*) FROM ledger_transactions)::int AS transactions,
+               (SELECT count(*) FROM entries)::int AS entries,
+               (SELECT count(*) FROM holds)::int AS holds`);
+      return { ok: results.every((r) => r.violations === 0), checks: results, totals: totals! };
+    },
+    { isolationLevel: "repeatable read", accessMode: "read only" },
+  );
+}
+
+export function formatReport(report: VerifyReport): string {
+  const lines = [
+    `holdfast verify: ${report.totals.accounts} accounts, ${report.totals.transactions} transactions, ${report.totals.entries} entries, ${report.totals.holds} holds`,
+  ];
+  for (const c of report.checks) {
+    const mark = c.violations === 0 ? "ok  " : "FAIL";
+    lines.push(
+      `  ${mark} [${c.invariant}] ${c.name}${c.violations ? `: ${c.violations} violation(s)` : ""}`,
+    );
+    for (const example of c.examples)
+      lines.push(`         ${JSON.stringify(example, bigintReplacer)}`);
+  }
+  lines.push(report.ok ? "all invariants hold" : "INVARIANTS VIOLATED");
+  return lines.join("\n");
+}
+
+const bigintReplacer = (_: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);

@@ -1,0 +1,32 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+/** One registry per process, shared by the API and the workers when they run together. */
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry });
+
+export const httpDuration = new Histogram({
+  name: "holdfast_http_request_duration_seconds",
+  help: "HTTP request latency by method, route and status",
+  labelNames: ["method", "route", "status"] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
+
+const holdCounter = (verb: string) =>
+  new Counter({
+    name: `holdfast_holds_${verb}_total`,
+    help: `Holds ${verb}`,
+    registers: [registry],
+  });
+
+export const holdsPlaced = holdCounter("placed");
+export const holdsSettled = holdCounter("settled");
+export const holdsReleased = holdCounter("released");
+export const holdsExpired = holdCounter("expired");
+
+export const queueDepth = new Gauge({
+  name: "holdfast_queue_jobs",
+  help: "Jobs in each hold queue by state",
+  labelNames: ["queue", "state"] as const,
+  registers: [registry],
+});

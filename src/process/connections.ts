@@ -1,0 +1,51 @@
+import { Redis, type RedisOptions } from "ioredis";
+import postgres from "postgres";
+
+/** A URL safe to print: the password is replaced. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "<unparseable url>";
+  }
+}
+
+export class StartupError extends Error {}
+
+export async function checkPostgres(url: string): Promise<void> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    await sql`SELECT 1`;
+  } catch (error) {
+    const reason = (error as { code?: string; message?: string }).code ?? (error as Error).message;
+    throw new StartupError(`cannot reach Postgres at ${redact(url)} (${reason})`);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+
+/**
+ * Connects a Redis client or fails with one line naming the URL. Clients used by request
+ * handlers fail fast while Redis is down (no offline queue, one retry) so a request never
+ * hangs on it; BullMQ worker connections pass `maxRetriesPerRequest: null` as BullMQ requires.
+ */
+export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    ...options,
+  });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+  } catch (error) {
+    redis.disconnect();
+    throw new StartupError(`cannot reach Redis at ${redact(url)} (${(error as Error).message})`);
+  }
+  return redis;
+}

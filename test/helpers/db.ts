@@ -1,0 +1,46 @@
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { createDb, type DbHandle } from "../../src/db/client.ts";
+import { ADMIN_URL, databaseUrl, TEMPLATE_DB } from "./urls.ts";
+
+export interface TestDatabase extends DbHandle {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
+
+/** A private database cloned from the migrated template; drop() removes it. */
+export async function createTestDatabase(options: { max?: number } = {}): Promise<TestDatabase> {
+  const name = `holdfast_t_${randomBytes(6).toString("hex")}`;
+  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await admin.unsafe(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
+        break;
+      } catch (error) {
+        // 55006: the template is briefly in use by a concurrent clone.
+        if ((error as { code?: string }).code !== "55006" || attempt > 50) throw error;
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 100));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(name);
+  const handle = createDb(url, { max: options.max ?? 20, application: "holdfast-test" });
+  return {
+    ...handle,
+    url,
+    name,
+    drop: async () => {
+      await handle.close();
+      const a = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+      try {
+        await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await a.end();
+      }
+    },
+  };
+}

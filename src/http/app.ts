@@ -11,6 +11,7 @@ import { accountRoutes } from "./accounts/routes.ts";
 import { authenticate } from "./auth.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
 import { healthRoutes } from "./health/routes.ts";
+import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 
@@ -103,6 +104,7 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
 
   app.route("/", healthRoutes);
   app.route("/", accountRoutes);
+  app.route("/", holdRoutes);
   for (const mount of mounts) mount(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
+import type { Hold } from "../reservations/hold.ts";
 
 export type Role = "admin" | "service";
 
@@ -11,6 +12,8 @@ export interface AppDeps {
   redis: Redis;
   env: Pick<Env, "HOLDFAST_ADMIN_TOKEN" | "HOLDFAST_SERVICE_TOKEN" | "HOLDFAST_SWEEP_INTERVAL_MS">;
   logger: Logger;
+  /** Enqueues a new hold's jobs (expire, fulfil); absent when no queue is wired in. */
+  holdPlaced?: (hold: Hold) => Promise<void>;
 }
 
 export interface AppEnv {

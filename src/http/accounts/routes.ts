@@ -92,7 +92,7 @@ const credit = createRoute({
 });
 
 /** System accounts (`@…`) are readable by admins only. */
-function assertReadable(role: string, id: string) {
+export function assertReadable(role: string, id: string) {
   if (isSystemAccountId(id) && role !== "admin") {
     throw new HttpError("forbidden", "system accounts are readable with the admin token only");
   }

@@ -1,0 +1,205 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { HOLD_STATUSES } from "../../db/schema/index.ts";
+import { decodeCursor } from "../../ledger/cursor.ts";
+import { getHold, type Hold } from "../../reservations/hold.ts";
+import { listHolds } from "../../reservations/list-holds.ts";
+import { MAX_HOLD_SECONDS, placeHold } from "../../reservations/place-hold.ts";
+import { releaseHold } from "../../reservations/release-hold.ts";
+import { settleHold } from "../../reservations/settle-hold.ts";
+import { assertReadable } from "../accounts/routes.ts";
+import type { AppEnv } from "../context.ts";
+import { idempotent } from "../idempotency.ts";
+import { render, send } from "../respond.ts";
+import {
+  Account,
+  Amount,
+  AnyAccountId,
+  IdempotencyHeader,
+  jsonBody,
+  jsonResponse,
+  Metadata,
+  PageQuery,
+  pageOf,
+  problems,
+  Reason,
+  Timestamp,
+  UserAccountId,
+  Uuid,
+} from "../schemas.ts";
+
+const HoldSchema = z
+  .object({
+    id: Uuid,
+    accountId: z.string(),
+    amount: Amount,
+    status: z.enum(HOLD_STATUSES),
+    settledAmount: Amount.nullable(),
+    orderId: z.string().nullable(),
+    description: z.string().nullable(),
+    metadata: Metadata.nullable(),
+    reason: z.string().nullable(),
+    expiresAt: Timestamp,
+    createdAt: Timestamp,
+    resolvedAt: Timestamp.nullable(),
+  })
+  .openapi("Hold");
+
+const PurchaseBody = z.strictObject({
+  accountId: UserAccountId,
+  amount: Amount,
+  orderId: z.string().min(1).max(255).optional(),
+  description: z.string().min(1).max(1000).optional(),
+  metadata: Metadata.optional(),
+  expiresInSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_HOLD_SECONDS)
+    .optional()
+    .openapi({ example: 900 }),
+});
+const Purchase = z.object({ hold: HoldSchema, account: Account }).openapi("Purchase");
+const SettleBody = z.strictObject({ amount: Amount.optional() });
+const ReleaseBody = z.strictObject({ reason: Reason.optional() });
+const HoldParams = z.object({ id: Uuid });
+const optionalJson = <T extends z.ZodType>(schema: T) => ({
+  required: false,
+  content: { "application/json": { schema } },
+});
+
+const HoldListQuery = PageQuery.extend({
+  status: z.enum(HOLD_STATUSES).optional(),
+  cursor: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined) return undefined;
+      const id = decodeCursor(value);
+      if (id === undefined || !z.uuid().safeParse(id).success) {
+        ctx.addIssue({ code: "custom", message: "not a cursor returned by this API" });
+        return z.NEVER;
+      }
+      return id;
+    })
+    .openapi({ type: "string", description: "nextCursor from the previous page" }),
+});
+
+const tags = ["holds"];
+const security = [{ bearer: [] }];
+
+const purchase = createRoute({
+  method: "post",
+  path: "/v1/purchases",
+  tags,
+  security,
+  summary: "Place a hold that reserves coins for a purchase",
+  request: { headers: IdempotencyHeader(true), body: jsonBody(PurchaseBody) },
+  responses: {
+    201: jsonResponse(Purchase, "The pending hold and the account after it"),
+    ...problems(400, 401, 404, 409, 413, 422),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/v1/holds/{id}",
+  tags,
+  security,
+  summary: "Read a hold",
+  request: { params: HoldParams },
+  responses: { 200: jsonResponse(HoldSchema, "The hold"), ...problems(400, 401, 404) },
+});
+
+const settle = createRoute({
+  method: "post",
+  path: "/v1/holds/{id}/settle",
+  tags,
+  security,
+  summary: "Capture a pending hold, fully or partly; the rest is freed",
+  request: {
+    params: HoldParams,
+    headers: IdempotencyHeader(false),
+    body: optionalJson(SettleBody),
+  },
+  responses: {
+    200: jsonResponse(HoldSchema, "The settled hold"),
+    ...problems(400, 401, 404, 409, 422),
+  },
+});
+
+const release = createRoute({
+  method: "post",
+  path: "/v1/holds/{id}/release",
+  tags,
+  security,
+  summary: "Void a pending hold; nothing is posted",
+  request: {
+    params: HoldParams,
+    headers: IdempotencyHeader(false),
+    body: optionalJson(ReleaseBody),
+  },
+  responses: {
+    200: jsonResponse(HoldSchema, "The released hold"),
+    ...problems(400, 401, 404, 409),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/accounts/{id}/holds",
+  tags,
+  security,
+  summary: "List an account's holds, newest first",
+  request: { params: z.object({ id: AnyAccountId }), query: HoldListQuery },
+  responses: {
+    200: jsonResponse(pageOf(HoldSchema, "HoldPage"), "A page of holds"),
+    ...problems(400, 401, 403, 404),
+  },
+});
+
+export const holdRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(purchase, async (c) => {
+    const body = c.req.valid("json");
+    const response = await idempotent(c, { required: true, status: 201, body }, (tx) =>
+      placeHold(tx, body),
+    );
+    const { holdPlaced, logger } = c.get("deps");
+    if (response.status === 201 && holdPlaced) {
+      // After commit, and on replays too: a duplicate enqueue is a no-op, and a replay heals
+      // a first attempt whose enqueue failed. If Redis is down the sweep enqueues later.
+      const { hold } = JSON.parse(await response.clone().text()) as { hold: Hold };
+      await holdPlaced(hold).catch((err) =>
+        logger.warn({ err, holdId: hold.id }, "could not enqueue hold jobs; the sweep will"),
+      );
+    }
+    return response;
+  })
+  .openapi(get, async (c) =>
+    send(c, render(200, await getHold(c.get("deps").db, c.req.valid("param").id))),
+  )
+  .openapi(settle, (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    return idempotent(c, { required: false, status: 200, body }, (tx) =>
+      settleHold(tx, { holdId: id, amount: body.amount }),
+    );
+  })
+  .openapi(release, (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    return idempotent(c, { required: false, status: 200, body }, (tx) =>
+      releaseHold(tx, { holdId: id, reason: body.reason }),
+    );
+  })
+  .openapi(list, async (c) => {
+    const { id } = c.req.valid("param");
+    const { limit, cursor, status } = c.req.valid("query");
+    assertReadable(c.get("role"), id);
+    return send(
+      c,
+      render(
+        200,
+        await listHolds(c.get("deps").db, { accountId: id, status, limit, before: cursor }),
+      ),
+    );
+  });

@@ -1,0 +1,92 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import { holdsExpired, holdsReleased } from "../metrics.ts";
+import { getHold, HOLD_COLUMNS, type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
+
+/**
+ * Ends a pending hold without posting anything: the hold leaves `pending` (a conditional
+ * update) and the account's held balance drops by its amount, in one statement. Expiry
+ * applies only once the deadline has passed by the database's clock.
+ */
+async function endHold(
+  db: Db,
+  holdId: string,
+  status: "released" | "expired",
+  reason: string | null,
+): Promise<Hold | undefined> {
+  const rows = await db.execute<HoldRow>(sql`
+    WITH h AS (
+      UPDATE holds SET status = ${status}, reason = ${reason}, resolved_at = now()
+       WHERE id = ${holdId} AND status = 'pending'
+         ${status === "expired" ? sql`AND expires_at <= now()` : sql``}
+      RETURNING ${HOLD_COLUMNS}
+    ), a AS (
+      UPDATE accounts SET held = accounts.held - h.amount FROM h WHERE accounts.id = h.account_id
+    )
+    SELECT * FROM h`);
+  return rows[0] && toHold(rows[0]);
+}
+
+/** Voids a pending hold. Releasing a released hold again returns it. */
+export async function releaseHold(
+  db: Db,
+  input: { holdId: string; reason?: string | undefined },
+): Promise<Hold> {
+  const released = await endHold(db, input.holdId, "released", input.reason ?? null);
+  if (released) {
+    holdsReleased.inc();
+    return released;
+  }
+  const hold = await getHold(db, input.holdId);
+  if (hold.status === "released") return hold;
+  throw notPending(hold, "released");
+}
+
+export type ExpireOutcome =
+  | { kind: "expired"; hold: Hold }
+  | { kind: "not_due"; hold: Hold }
+  | { kind: "resolved"; hold: Hold }
+  | { kind: "missing" };
+
+/** Expires a hold if it is still pending and its deadline has passed (by the database clock). */
+export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome> {
+  const expired = await endHold(db, holdId, "expired", "expired");
+  if (expired) {
+    holdsExpired.inc();
+    return { kind: "expired", hold: expired };
+  }
+  const rows = await db.execute<HoldRow>(
+    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id = ${holdId}`,
+  );
+  const row = rows[0];
+  if (!row) return { kind: "missing" };
+  const hold = toHold(row);
+  return { kind: hold.status === "pending" ? "not_due" : "resolved", hold };
+}
+
+/**
+ * Expires up to `limit` overdue pending holds in one statement (the sweep). SKIP LOCKED lets
+ * several sweepers, and settle/release calls in flight, proceed without waiting on each other.
+ */
+export async function expireOverdueHolds(db: Db, limit: number): Promise<string[]> {
+  const rows = await db.execute<{ id: string }>(sql`
+    WITH due AS (
+      SELECT id FROM holds
+       WHERE status = 'pending' AND expires_at <= now()
+       ORDER BY expires_at
+       LIMIT ${limit}
+         FOR UPDATE SKIP LOCKED
+    ), h AS (
+      UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
+        FROM due WHERE holds.id = due.id
+      RETURNING holds.id, holds.account_id, holds.amount
+    ), per_account AS (
+      SELECT account_id, sum(amount) AS amount FROM h GROUP BY account_id
+    ), a AS (
+      UPDATE accounts SET held = accounts.held - p.amount
+        FROM per_account p WHERE accounts.id = p.account_id
+    )
+    SELECT id FROM h`);
+  holdsExpired.inc(rows.length);
+  return rows.map((r) => r.id);
+}

@@ -1,7 +1,7 @@
-import { randomBytes } from "node:crypto";
 import postgres from "postgres";
+import { inject } from "vitest";
 import { createDb, type DbHandle } from "../../src/db/client.ts";
-import { ADMIN_URL, databaseUrl, TEMPLATE_DB } from "./urls.ts";
+import { ADMIN_URL, databaseUrl, testDatabaseName } from "./urls.ts";
 
 export interface TestDatabase extends DbHandle {
   url: string;
@@ -11,12 +11,13 @@ export interface TestDatabase extends DbHandle {
 
 /** A private database cloned from the migrated template; drop() removes it. */
 export async function createTestDatabase(options: { max?: number } = {}): Promise<TestDatabase> {
-  const name = `holdfast_t_${randomBytes(6).toString("hex")}`;
+  const name = testDatabaseName("holdfast_t");
+  const template = inject("templateDatabase");
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
   try {
     for (let attempt = 0; ; attempt++) {
       try {
-        await admin.unsafe(`CREATE DATABASE "${name}" TEMPLATE "${TEMPLATE_DB}"`);
+        await admin.unsafe(`CREATE DATABASE "${name}" TEMPLATE "${template}"`);
         break;
       } catch (error) {
         // 55006: the template is briefly in use by a concurrent clone.

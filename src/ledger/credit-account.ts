@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { type Account, getAccount, toAccount } from "./account.ts";
 import { DomainError } from "./errors.ts";
-import { newId } from "./ids.ts";
+import { newId, USER_ACCOUNT_ID } from "./ids.ts";
 import { post } from "./post-transaction.ts";
 
 export interface CreditInput {
@@ -19,6 +19,13 @@ export interface CreditResult {
 
 /** Issues coins: one balanced transaction from `@issuance` to the user account. */
 export async function creditAccount(db: Db, input: CreditInput): Promise<CreditResult> {
+  // The HTTP schema checks these too; the domain must not post a negative "credit" either.
+  if (!Number.isSafeInteger(input.amount) || input.amount < 1) {
+    throw new TypeError(`invalid credit amount ${input.amount}`);
+  }
+  if (!USER_ACCOUNT_ID.test(input.accountId)) {
+    throw new TypeError(`invalid user account id ${JSON.stringify(input.accountId)}`);
+  }
   const transactionId = newId();
   const row = await post(
     db,

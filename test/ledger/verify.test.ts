@@ -1,0 +1,118 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createAccount } from "../../src/ledger/create-account.ts";
+import { creditAccount } from "../../src/ledger/credit-account.ts";
+import { newId } from "../../src/ledger/ids.ts";
+import { type VerifyReport, verifyLedger } from "../../src/ledger/verify.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+
+const GRACE = { overdueGraceMs: 60_000 };
+
+const SUM_ZERO_PER_TRANSACTION = "each ledger transaction has two or more entries summing to zero";
+const SUM_ZERO_OVERALL = "the settled balances of all accounts sum to zero";
+const SETTLED_FROM_ENTRIES = "each account's stored settled balance equals the sum of its entries";
+const HELD_FROM_HOLDS = "each account's stored held balance equals the sum of its pending holds";
+const RUNNING_BALANCES =
+  "each user account's entries are numbered 1, 2, 3, … with running balances";
+const OVERDUE = "no pending hold is overdue by more than the sweep interval";
+
+/** Each test tampers with its own database, so each gets a fresh one. */
+let t: TestDatabase;
+beforeEach(async () => {
+  t = await createTestDatabase({ max: 4 });
+  for (const [id, credits] of [
+    ["alice", [50, 25]],
+    ["bob", [500]],
+    ["carol", [1, 2, 3]],
+  ] as const) {
+    await createAccount(t.db, { id });
+    for (const amount of credits) await creditAccount(t.db, { accountId: id, amount });
+  }
+});
+afterEach(() => t.drop());
+
+/** Violations per check name; only the failing checks appear. */
+const failures = (report: VerifyReport) =>
+  Object.fromEntries(
+    report.checks.filter((c) => c.violations > 0).map((c) => [c.name, c.violations]),
+  );
+
+describe("verifyLedger", () => {
+  it("is ok on a consistent ledger and counts what it saw", async () => {
+    const report = await verifyLedger(t.db, GRACE);
+    expect(failures(report)).toEqual({});
+    expect(report.ok).toBe(true);
+    expect(report.totals).toEqual({ accounts: 6, transactions: 6, entries: 12, holds: 0 });
+    expect(report.checks.map((c) => c.invariant)).toEqual(
+      expect.arrayContaining([1, 2, 3, 4, 6, 7]),
+    );
+    for (const c of report.checks) expect(c.examples).toEqual([]);
+  });
+
+  it("fails when a user's stored settled balance is tampered", async () => {
+    // The CHECK constraint allows this: settled stays ≥ held and within bounds.
+    await t.sql`UPDATE accounts SET settled = settled + 1 WHERE id = 'alice'`;
+    const report = await verifyLedger(t.db, GRACE);
+    expect(report.ok).toBe(false);
+    expect(failures(report)).toEqual({ [SUM_ZERO_OVERALL]: 1, [SETTLED_FROM_ENTRIES]: 1 });
+    const check = report.checks.find((c) => c.name === SETTLED_FROM_ENTRIES)!;
+    expect(check.examples).toHaveLength(1);
+    expect(check.examples[0]).toMatchObject({ account_id: "alice" });
+    expect(Number(check.examples[0]!.stored)).toBe(76);
+    expect(Number(check.examples[0]!.from_entries)).toBe(75);
+  });
+
+  it("fails when a system balance stripe is tampered", async () => {
+    await t.sql`
+      UPDATE system_balances SET settled = settled - 7 WHERE account_id = '@issuance' AND stripe = 3`;
+    const report = await verifyLedger(t.db, GRACE);
+    expect(report.ok).toBe(false);
+    expect(failures(report)).toEqual({ [SUM_ZERO_OVERALL]: 1, [SETTLED_FROM_ENTRIES]: 1 });
+    const check = report.checks.find((c) => c.name === SETTLED_FROM_ENTRIES)!;
+    expect(check.examples[0]).toMatchObject({ account_id: "@issuance" });
+  });
+
+  it("fails when an entry's amount is tampered", async () => {
+    // Entries are append-only by trigger; this private database may switch it off.
+    await t.sql`ALTER TABLE entries DISABLE TRIGGER entries_append_only`;
+    await t.sql`UPDATE entries SET amount = amount + 1 WHERE account_id = 'carol' AND seq = 2`;
+    const report = await verifyLedger(t.db, GRACE);
+    expect(report.ok).toBe(false);
+    const failed = failures(report);
+    expect(failed[SUM_ZERO_PER_TRANSACTION]).toBe(1);
+    expect(failed[SETTLED_FROM_ENTRIES]).toBe(1);
+    // seq 2 and seq 3 no longer match their running sums.
+    expect(failed[RUNNING_BALANCES]).toBe(2);
+    expect(failed[SUM_ZERO_OVERALL]).toBeUndefined();
+  });
+
+  it("fails when an account's held balance is tampered", async () => {
+    await t.sql`UPDATE accounts SET held = 10 WHERE id = 'bob'`;
+    const report = await verifyLedger(t.db, GRACE);
+    expect(report.ok).toBe(false);
+    expect(failures(report)).toEqual({ [HELD_FROM_HOLDS]: 1 });
+    const check = report.checks.find((c) => c.name === HELD_FROM_HOLDS)!;
+    expect(check.examples[0]).toMatchObject({ account_id: "bob" });
+  });
+
+  it("fails (invariant 6) on a pending hold past its deadline beyond the grace", async () => {
+    const holdId = newId();
+    await t.sql.begin(async (sql) => {
+      await sql`
+        INSERT INTO holds (id, account_id, amount, status, expires_at)
+        VALUES (${holdId}, 'alice', 20, 'pending', now() - interval '1 hour')`;
+      await sql`UPDATE accounts SET held = held + 20 WHERE id = 'alice'`;
+    });
+
+    const strict = await verifyLedger(t.db, { overdueGraceMs: 1000 });
+    expect(strict.ok).toBe(false);
+    expect(failures(strict)).toEqual({ [OVERDUE]: 1 });
+    const check = strict.checks.find((c) => c.name === OVERDUE)!;
+    expect(check.invariant).toBe(6);
+    expect(check.examples[0]).toMatchObject({ hold_id: holdId, account_id: "alice" });
+
+    // Within a grace longer than the overdue time, the same hold is not a violation.
+    const lenient = await verifyLedger(t.db, { overdueGraceMs: 2 * 60 * 60 * 1000 });
+    expect(lenient.ok).toBe(true);
+    expect(lenient.totals.holds).toBe(1);
+  });
+});

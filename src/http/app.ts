@@ -14,6 +14,7 @@ import { healthRoutes } from "./health/routes.ts";
 import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
+import { promotionRoutes } from "./promotions/routes.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -105,6 +106,7 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
   app.route("/", healthRoutes);
   app.route("/", accountRoutes);
   app.route("/", holdRoutes);
+  app.route("/", promotionRoutes);
   for (const mount of mounts) mount(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

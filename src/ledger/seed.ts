@@ -1,15 +1,20 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { createPromotion } from "./create-promotion.ts";
 import { creditAccount } from "./credit-account.ts";
+import { isDomainError } from "./errors.ts";
 
 export const DEMO_ACCOUNTS = [
   { id: "alice", coins: 50 },
   { id: "bob", coins: 500 },
 ] as const;
 
+export const DEMO_PROMOTION = { code: "DOUBLE", multiplier: 2 } as const;
+
 /**
  * Demo data. Each account is created and funded in one transaction, and only when it did not
- * exist, so running the seed again (or twice at once) changes nothing.
+ * exist, and the promotion is inserted only when its code is free, so running the seed again
+ * (or twice at once) changes nothing. Returns what it created.
  */
 export async function seedDemo(db: Db): Promise<string[]> {
   const created: string[] = [];
@@ -23,6 +28,12 @@ export async function seedDemo(db: Db): Promise<string[]> {
       return true;
     });
     if (added) created.push(id);
+  }
+  try {
+    await createPromotion(db, DEMO_PROMOTION);
+    created.push(DEMO_PROMOTION.code);
+  } catch (error) {
+    if (!isDomainError(error) || error.code !== "promotion_exists") throw error;
   }
   return created;
 }

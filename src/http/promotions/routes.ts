@@ -1,0 +1,161 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createPromotion } from "../../ledger/create-promotion.ts";
+import { getPromotion } from "../../ledger/get-promotion.ts";
+import {
+  MAX_MULTIPLIER,
+  MAX_REDEMPTIONS,
+  MIN_MULTIPLIER,
+  PROMOTION_CODE,
+} from "../../ledger/promotion.ts";
+import { redeemPromotion } from "../../ledger/redeem-promotion.ts";
+import { requireAdmin } from "../auth.ts";
+import type { AppEnv } from "../context.ts";
+import { idempotent } from "../idempotency.ts";
+import { render, send } from "../respond.ts";
+import {
+  Account,
+  Balance,
+  IdempotencyHeader,
+  jsonBody,
+  jsonResponse,
+  problems,
+  Timestamp,
+  UserAccountId,
+  Uuid,
+} from "../schemas.ts";
+
+const PromotionCode = z
+  .string()
+  .regex(PROMOTION_CODE, "must match ^[A-Z0-9_-]{3,32}$")
+  .openapi({ example: "DOUBLE" });
+
+/** Inputs may carry an offset; outputs are always UTC (`…Z`). */
+const Instant = z.iso
+  .datetime({ offset: true })
+  // An offset can carry 0000-01-01 or 9999-12-31 out of years 1–9999 in UTC: Postgres refuses
+  // year 0, and a later instant has no ISO 8601 form for the answer.
+  .refine((v) => {
+    const year = new Date(v).getUTCFullYear();
+    return year >= 1 && year <= 9999;
+  }, "must fall within years 0001–9999 in UTC")
+  .openapi({ example: "2026-12-01T00:00:00Z" });
+
+const PromotionSchema = z
+  .object({
+    code: PromotionCode,
+    multiplier: z.number().int().openapi({ example: 2 }),
+    maxRedemptions: z.number().int().nullable().openapi({ description: "null: unlimited" }),
+    redemptions: z.number().int().openapi({ example: 0 }),
+    startsAt: Timestamp.nullable(),
+    endsAt: Timestamp.nullable().openapi({ description: "exclusive" }),
+    createdAt: Timestamp,
+  })
+  .openapi("Promotion");
+
+const CreatePromotionBody = z
+  .strictObject({
+    code: PromotionCode,
+    multiplier: z
+      .number()
+      .int()
+      .min(MIN_MULTIPLIER)
+      .max(MAX_MULTIPLIER)
+      .optional()
+      .openapi({ example: 2, description: "integer 2–10, default 2" }),
+    maxRedemptions: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_REDEMPTIONS)
+      .nullable()
+      .optional()
+      .openapi({ description: "absent or null: unlimited" }),
+    startsAt: Instant.nullable().optional(),
+    endsAt: Instant.nullable()
+      .optional()
+      .openapi({ description: "exclusive: a redemption at endsAt is refused" }),
+  })
+  .refine((b) => !b.startsAt || !b.endsAt || Date.parse(b.startsAt) < Date.parse(b.endsAt), {
+    message: "startsAt must be before endsAt",
+    path: ["endsAt"],
+  });
+
+const RedeemBody = z.strictObject({ accountId: UserAccountId });
+
+const RedemptionSchema = z
+  .object({
+    code: PromotionCode,
+    accountId: z.string(),
+    basis: Balance.openapi({
+      description: "the settled balance the multiplier was applied to (pending holds included)",
+    }),
+    credited: Balance.openapi({ description: "basis × (multiplier − 1), from @promotions" }),
+    transactionId: Uuid.nullable().openapi({ description: "null when basis was 0" }),
+    createdAt: Timestamp,
+  })
+  .openapi("Redemption");
+
+const RedeemResult = z
+  .object({ redemption: RedemptionSchema, account: Account })
+  .openapi("RedemptionResult");
+
+const CodeParams = z.object({ code: PromotionCode });
+
+const tags = ["promotions"];
+const security = [{ bearer: [] }];
+
+const create = createRoute({
+  method: "post",
+  path: "/v1/promotions",
+  tags,
+  security,
+  summary: "Create a promotion that multiplies settled coins (admin)",
+  middleware: [requireAdmin] as const,
+  request: { headers: IdempotencyHeader(false), body: jsonBody(CreatePromotionBody) },
+  responses: {
+    201: jsonResponse(PromotionSchema, "The new promotion"),
+    ...problems(400, 401, 403, 409, 413, 422),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/v1/promotions/{code}",
+  tags,
+  security,
+  summary: "Read a promotion and its redemption count",
+  request: { params: CodeParams },
+  responses: { 200: jsonResponse(PromotionSchema, "The promotion"), ...problems(400, 401, 404) },
+});
+
+const redeem = createRoute({
+  method: "post",
+  path: "/v1/promotions/{code}/redemptions",
+  tags,
+  security,
+  summary: "Redeem a promotion: credit settled × (multiplier − 1), once per account",
+  description:
+    "The settled balance is read under the account's lock when the redemption is applied; " +
+    "pending holds are not touched and later settle or release against the new balance.",
+  request: { params: CodeParams, headers: IdempotencyHeader(true), body: jsonBody(RedeemBody) },
+  responses: {
+    201: jsonResponse(RedeemResult, "The redemption and the account after it"),
+    ...problems(400, 401, 404, 409, 413, 422),
+  },
+});
+
+export const promotionRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(create, (c) => {
+    const body = c.req.valid("json");
+    return idempotent(c, { required: false, status: 201, body }, (tx) => createPromotion(tx, body));
+  })
+  .openapi(get, async (c) =>
+    send(c, render(200, await getPromotion(c.get("deps").db, c.req.valid("param").code))),
+  )
+  .openapi(redeem, (c) => {
+    const { code } = c.req.valid("param");
+    const body = c.req.valid("json");
+    return idempotent(c, { required: true, status: 201, body }, (tx) =>
+      redeemPromotion(tx, { code, accountId: body.accountId }),
+    );
+  });

@@ -11,12 +11,43 @@ export const Amount = z
   .max(MAX_AMOUNT)
   .openapi({ example: 20, description: "Coins, an integer in [1, 2^53 − 1]" });
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Postgres stores neither U+0000 (in text or jsonb) nor, in jsonb, an unpaired UTF-16
+ * surrogate; JSON can spell both. Refused here, they are a 400 rather than a 500 from SQL.
+ */
+export const storable = (s: string): boolean => !s.includes("\u0000") && !LONE_SURROGATE.test(s);
+const UNSTORABLE = "must not contain U+0000 or an unpaired surrogate";
+
+/** A free-text field of 1 to `max` characters. */
+export const Text = (max: number) => z.string().min(1).max(max).refine(storable, UNSTORABLE);
+
+/** Deep enough for any real metadata; much deeper overflows JSON.stringify's recursion. */
+export const MAX_METADATA_DEPTH = 32;
+
+function metadataProblem(value: unknown, depth: number): string | undefined {
+  if (typeof value === "string") return storable(value) ? undefined : `strings ${UNSTORABLE}`;
+  if (value === null || typeof value !== "object") return undefined;
+  if (depth > MAX_METADATA_DEPTH) return `at most ${MAX_METADATA_DEPTH} levels of nesting`;
+  for (const [k, v] of Object.entries(value)) {
+    if (!storable(k)) return `keys ${UNSTORABLE}`;
+    const problem = metadataProblem(v, depth + 1);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
 export const Metadata = z
   .record(z.string().min(1).max(64), z.unknown())
   .refine((m) => Object.keys(m).length <= 50, "at most 50 keys")
+  .superRefine((m, ctx) => {
+    const problem = metadataProblem(m, 1);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
   .openapi({ type: "object", example: { source: "checkout" } });
 
-export const Reason = z.string().min(1).max(500);
+export const Reason = Text(500);
 
 export const UserAccountId = z
   .string()

@@ -22,6 +22,7 @@ import {
   pageOf,
   problems,
   Reason,
+  Text,
   Timestamp,
   UserAccountId,
   Uuid,
@@ -47,8 +48,8 @@ const HoldSchema = z
 const PurchaseBody = z.strictObject({
   accountId: UserAccountId,
   amount: Amount,
-  orderId: z.string().min(1).max(255).optional(),
-  description: z.string().min(1).max(1000).optional(),
+  orderId: Text(255).optional(),
+  description: Text(1000).optional(),
   metadata: Metadata.optional(),
   expiresInSeconds: z
     .number()

@@ -6,7 +6,9 @@ import { seedDemo } from "./ledger/seed.ts";
 import { formatReport, verifyLedger } from "./ledger/verify.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { checkPostgres, connectRedis, redact, StartupError } from "./process/connections.ts";
-import { startServer } from "./process/server.ts";
+import type { RunningServer } from "./process/server.ts";
+import type { Producer } from "./workers/producer.ts";
+import type { RunningWorkers } from "./workers/worker.ts";
 
 interface Context {
   env: Env;
@@ -29,6 +31,7 @@ async function migrate({ env, logger }: Context) {
 }
 
 async function seed({ env, logger }: Context) {
+  await checkPostgres(env.DATABASE_URL);
   const handle = createDb(env.DATABASE_URL, { max: 1 });
   try {
     const created = await seedDemo(handle.db);
@@ -38,18 +41,63 @@ async function seed({ env, logger }: Context) {
   }
 }
 
-/** Runs the API (and, later, the workers) until SIGTERM or SIGINT, then closes them in order. */
-async function serve(ctx: Context) {
+/**
+ * Runs the API, the workers, or both, until SIGTERM or SIGINT, then closes them in order: the
+ * HTTP server (no new purchases), the workers (each finishes the job in hand), the queues,
+ * Postgres, Redis.
+ */
+async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
   const { env, logger } = ctx;
   await checkPostgres(env.DATABASE_URL);
-  const redis = await connectRedis(env.REDIS_URL);
+  const redis = parts.api ? await connectRedis(env.REDIS_URL) : undefined;
   const handle = createDb(env.DATABASE_URL, { max: env.HOLDFAST_DB_POOL_MAX });
-  const server = await startServer({ db: handle.db, redis, env, logger });
-  onShutdown(logger, async () => {
-    await server.close();
+  let producer: Producer | undefined;
+  let server: RunningServer | undefined;
+  let workers: RunningWorkers | undefined;
+  let stopDepth: (() => void) | undefined;
+  const close = async () => {
+    await server?.close();
+    await workers?.close();
+    stopDepth?.();
+    await producer?.close();
     await handle.close();
-    redis.disconnect();
-  });
+    redis?.disconnect();
+  };
+  try {
+    if (redis) {
+      // Loaded here, so that migrate and verify do not pay for BullMQ and the dashboard.
+      const [{ connectProducer }, { collectQueueDepth }, { scheduleHold }, { startServer }, ui] =
+        await Promise.all([
+          import("./workers/producer.ts"),
+          import("./workers/collect-queue-depth.ts"),
+          import("./workers/schedule-hold.ts"),
+          import("./process/server.ts"),
+          import("./http/dashboard.ts"),
+        ]);
+      producer = await connectProducer(env.REDIS_URL, env.HOLDFAST_QUEUE_PREFIX);
+      const { queues } = producer;
+      stopDepth = collectQueueDepth(queues.all);
+      const fulfilment = env.FULFILMENT_URL !== undefined;
+      server = await startServer(
+        {
+          db: handle.db,
+          redis,
+          env,
+          logger,
+          holdPlaced: (hold) => scheduleHold(queues, hold, { fulfilment }),
+        },
+        [ui.dashboard(queues.all)],
+      );
+    }
+    if (parts.workers) {
+      const { startWorkers } = await import("./workers/worker.ts");
+      workers = await startWorkers({ db: handle.db, env, logger, redisUrl: env.REDIS_URL });
+    }
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+  onShutdown(logger, close);
 }
 
 async function verify({ env }: Context) {
@@ -107,17 +155,25 @@ program
   .action(action(migrate));
 program
   .command("seed")
-  .description("demo data: alice (50), bob (500); idempotent")
+  .description("demo data: alice (50), bob (500), promotion DOUBLE; idempotent")
   .action(action(seed));
-program.command("serve").description("run the HTTP API").action(action(serve));
+program
+  .command("serve")
+  .description("run the HTTP API")
+  .action(action((ctx) => run(ctx, { api: true, workers: false })));
+program
+  .command("worker")
+  .description("run the BullMQ workers: expire, fulfil (with FULFILMENT_URL) and sweep")
+  .action(action((ctx) => run(ctx, { api: false, workers: true })));
 program
   .command("start")
-  .description("migrate, seed the demo data, then run the API and workers in one process")
+  .description("migrate, seed the demo data (not in production), then run the API and workers")
   .action(
     action(async (ctx) => {
       await migrate(ctx);
-      await seed(ctx);
-      await serve(ctx);
+      // Demo coins have no place in a production ledger; `holdfast seed` can still add them.
+      if (ctx.env.NODE_ENV !== "production") await seed(ctx);
+      await run(ctx, { api: true, workers: true });
     }),
   );
 program

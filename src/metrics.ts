@@ -24,9 +24,21 @@ export const holdsSettled = holdCounter("settled");
 export const holdsReleased = holdCounter("released");
 export const holdsExpired = holdCounter("expired");
 
+const depthCollectors = new Set<() => Promise<void>>();
+
+/** Refreshed on each scrape by the collectors the process registered (see collectQueueDepth). */
 export const queueDepth = new Gauge({
   name: "holdfast_queue_jobs",
   help: "Jobs in each hold queue by state",
   labelNames: ["queue", "state"] as const,
   registers: [registry],
+  async collect() {
+    await Promise.allSettled([...depthCollectors].map((collect) => collect()));
+  },
 });
+
+/** Registers a scrape-time refresh of `queueDepth`; returns its removal. */
+export function onQueueDepthScrape(collect: () => Promise<void>): () => void {
+  depthCollectors.add(collect);
+  return () => depthCollectors.delete(collect);
+}

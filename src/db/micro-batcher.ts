@@ -6,7 +6,8 @@
  * and form the next batches, so under load batches grow instead of piling up.
  */
 export class MicroBatcher<Item, Result> {
-  private pending: { item: Item; resolve: (r: Result) => void; reject: (e: unknown) => void }[] = [];
+  private pending: { item: Item; resolve: (r: Result) => void; reject: (e: unknown) => void }[] =
+    [];
   private timer: NodeJS.Timeout | undefined;
   private running = 0;
 

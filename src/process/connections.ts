@@ -39,13 +39,19 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
     connectTimeout: 5000,
     ...options,
   });
-  redis.on("error", () => {});
+  // ioredis reports the cause (ECONNREFUSED, …) as an event and rejects with "Connection is
+  // closed."; the event says more.
+  let cause: Error | undefined;
+  redis.on("error", (error: Error) => {
+    cause ??= error;
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
     redis.disconnect();
-    throw new StartupError(`cannot reach Redis at ${redact(url)} (${(error as Error).message})`);
+    const reason = (cause ?? (error as Error)).message;
+    throw new StartupError(`cannot reach Redis at ${redact(url)} (${reason})`);
   }
   return redis;
 }

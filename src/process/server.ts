@@ -1,20 +1,19 @@
 import { type ServerType, serve } from "@hono/node-server";
-import type { Redis } from "ioredis";
-import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import { createApp, type Mount } from "../http/app.ts";
-import { purgeIdempotencyKeys } from "../http/idempotency.ts";
-import type { Logger } from "../logger.ts";
-
-const PURGE_EVERY_MS = 15 * 60 * 1000;
+import type { AppDeps } from "../http/context.ts";
 
 export interface RunningServer {
   port: number;
   close(): Promise<void>;
 }
 
+/**
+ * Serves the API on env.PORT (0: any free port). Expired idempotency keys are purged by the
+ * workers' sweep, so the API process runs no timers of its own.
+ */
 export async function startServer(
-  deps: { db: Database; redis: Redis; env: Env; logger: Logger },
+  deps: Omit<AppDeps, "env"> & { env: Env },
   mounts: Mount[] = [],
 ): Promise<RunningServer> {
   const app = createApp(deps, mounts);
@@ -27,18 +26,10 @@ export async function startServer(
   const port = typeof address === "object" && address ? address.port : deps.env.PORT;
   deps.logger.info({ port }, `holdfast API listening on http://127.0.0.1:${port} (docs at /docs)`);
 
-  const purge = setInterval(() => {
-    purgeIdempotencyKeys(deps.db)
-      .then((n) => n > 0 && deps.logger.info({ purged: n }, "purged expired idempotency keys"))
-      .catch((err) => deps.logger.warn({ err }, "idempotency key purge failed"));
-  }, PURGE_EVERY_MS);
-  purge.unref();
-
   return {
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        clearInterval(purge);
         server.close(() => resolve());
         // Idle keep-alive sockets would hold close() open.
         (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();

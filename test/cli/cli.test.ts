@@ -168,7 +168,15 @@ describe("holdfast refuses to start, in one line", () => {
     expect(line).not.toContain("s3cret-pw");
   });
 
-  it.todo("seed against an unreachable Postgres prints one line (it prints a stack trace)");
+  it.each(["seed", "serve", "worker"])(
+    "%s against an unreachable Postgres names the URL",
+    async (command) => {
+      const r = await holdfast([command], { ...env, DATABASE_URL: "postgres://127.0.0.1:1/x" });
+      expect(expectOneLine(r)).toBe(
+        "holdfast: cannot reach Postgres at postgres://127.0.0.1:1/x (ECONNREFUSED)",
+      );
+    },
+  );
 
   it.each([
     ["PORT", "abc", "serve"],

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Env } from "../../src/env.ts";
 import { createApp, type Mount } from "../../src/http/app.ts";
+import type { AppDeps } from "../../src/http/context.ts";
 import { createLogger } from "../../src/logger.ts";
 import { connectRedis } from "../../src/process/connections.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
@@ -51,13 +52,13 @@ export const testEnv = (): Env =>
 
 /** The real app on a private database, called in-process through app.request(). */
 export async function createTestApp(
-  options: { mounts?: Mount[]; db?: TestDatabase } = {},
+  options: { mounts?: Mount[]; db?: TestDatabase; holdPlaced?: AppDeps["holdPlaced"] } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
   const redis = await connectRedis(REDIS_URL);
   const env = testEnv();
   const app = createApp(
-    { db: db.db, redis, env, logger: createLogger("silent") },
+    { db: db.db, redis, env, logger: createLogger("silent"), holdPlaced: options.holdPlaced },
     options.mounts ?? [],
   );
   return {

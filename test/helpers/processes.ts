@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { ADMIN, SERVICE } from "./app.ts";
 import { REDIS_URL } from "./urls.ts";
 
@@ -22,6 +23,7 @@ export async function spawnServe(
       LOG_LEVEL: "info",
       HOLDFAST_ADMIN_TOKEN: ADMIN,
       HOLDFAST_SERVICE_TOKEN: SERVICE,
+      HOLDFAST_QUEUE_PREFIX: `{hf-test-${randomUUID()}}`,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,100 @@
+import type { Job } from "bullmq";
+import type { Db } from "../db/client.ts";
+import { isDomainError } from "../ledger/errors.ts";
+import type { Logger } from "../logger.ts";
+import { findHold, type Hold } from "../reservations/hold.ts";
+import { releaseHold } from "../reservations/release-hold.ts";
+import { settleHold } from "../reservations/settle-hold.ts";
+import { type FulfilmentConfig, postFulfilment } from "./post-fulfilment.ts";
+import { HoldJobData, parsePayload } from "./queues.ts";
+
+const MAX_REASON_LENGTH = 500;
+
+export type FulfilResult =
+  | { outcome: "settled"; settledAmount: number }
+  | { outcome: "released"; reason: string }
+  /** Nothing was posted: the hold had left `pending`, vanished, or passed its deadline. */
+  | { outcome: "skipped"; why: string };
+
+/** An answer worth retrying: 408, 429, 5xx (and 3xx, which is not followed). */
+export class RetryableFulfilmentError extends Error {
+  constructor(readonly status: number) {
+    super(`fulfilment answered HTTP ${status}; will retry`);
+    this.name = "RetryableFulfilmentError";
+  }
+}
+
+/** `{ "amount": n }` with an integer 1 ≤ n ≤ the hold's amount settles n; anything else, all. */
+function settleAmount(body: unknown, hold: Hold): number | undefined {
+  const amount = (body as { amount?: unknown } | null)?.amount;
+  return typeof amount === "number" &&
+    Number.isSafeInteger(amount) &&
+    amount >= 1 &&
+    amount <= hold.amount
+    ? amount
+    : undefined;
+}
+
+function refusalReason(body: unknown, status: number): string {
+  const reason = (body as { reason?: unknown } | null)?.reason;
+  return typeof reason === "string" && reason.trim() !== ""
+    ? reason.slice(0, MAX_REASON_LENGTH)
+    : `fulfilment refused: HTTP ${status}`;
+}
+
+/** A settle or release that lost the race to another resolution is not a failure of the job. */
+async function unlessResolved<T>(action: Promise<T>): Promise<T | undefined> {
+  try {
+    return await action;
+  } catch (error) {
+    if (isDomainError(error) && error.code === "hold_not_pending") return undefined;
+    throw error;
+  }
+}
+
+/**
+ * The fulfil job: asks the fulfilment webhook whether the purchase went through and settles
+ * or releases the hold accordingly. Running it twice, or racing a settle/release call, never
+ * posts twice: settleHold and releaseHold are conditional updates on the hold's status, and the
+ * loser of a race is treated as done. Retryable answers throw so that BullMQ retries with
+ * backoff; once the hold is no longer pending, or its deadline has passed, the job stops.
+ */
+export function fulfilHoldProcessor(deps: {
+  db: Db;
+  fulfilment: FulfilmentConfig;
+  logger: Logger;
+}) {
+  const { db, fulfilment, logger } = deps;
+  return async (job: Pick<Job, "data">): Promise<FulfilResult> => {
+    const { holdId } = parsePayload(HoldJobData, job.data);
+    const hold = await findHold(db, holdId);
+    if (!hold) return { outcome: "skipped", why: "missing" };
+    if (hold.status !== "pending") return { outcome: "skipped", why: hold.status };
+    // Past the deadline the hold belongs to the expire job: asking for fulfilment now could
+    // deliver goods for a hold that is about to expire.
+    if (Date.now() >= Date.parse(hold.expiresAt)) return { outcome: "skipped", why: "deadline" };
+
+    const answer = await postFulfilment(fulfilment, hold);
+    if (answer.status >= 200 && answer.status < 300) {
+      const settled = await unlessResolved(
+        settleHold(db, { holdId, amount: settleAmount(answer.body, hold) }),
+      );
+      if (!settled) {
+        const now = await findHold(db, holdId);
+        logger.warn(
+          { holdId, status: now?.status },
+          "fulfilment succeeded but the hold was already resolved",
+        );
+        return { outcome: "skipped", why: now?.status ?? "missing" };
+      }
+      return { outcome: "settled", settledAmount: settled.settledAmount ?? hold.amount };
+    }
+    const retryable =
+      answer.status === 408 || answer.status === 429 || answer.status < 400 || answer.status >= 500;
+    if (retryable) throw new RetryableFulfilmentError(answer.status);
+    const reason = refusalReason(answer.body, answer.status);
+    const released = await unlessResolved(releaseHold(db, { holdId, reason }));
+    if (!released) return { outcome: "skipped", why: "resolved" };
+    return { outcome: "released", reason: released.reason ?? reason };
+  };
+}

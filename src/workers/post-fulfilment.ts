@@ -1,0 +1,83 @@
+import { createHmac } from "node:crypto";
+import type { Hold } from "../reservations/hold.ts";
+
+export const FULFILMENT_TIMEOUT_MS = 10_000;
+/** A fulfilment answer is a small JSON object; anything longer is not read. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+export interface FulfilmentConfig {
+  url: string;
+  secret?: string | undefined;
+  /** Whole request, answer included; 10 s unless a test says otherwise. */
+  timeoutMs?: number | undefined;
+}
+
+export interface FulfilmentAnswer {
+  status: number;
+  /** The parsed JSON body, or undefined when it is not JSON (or too long). */
+  body: unknown;
+}
+
+/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as receivers verify it. */
+export function fulfilmentSignature(secret: string, body: string, now = Date.now()): string {
+  const t = Math.floor(now / 1000);
+  const v1 = createHmac("sha256", secret).update(`${t}.${body}`).digest("hex");
+  return `t=${t},v1=${v1}`;
+}
+
+async function readBounded(response: Response): Promise<string | undefined> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_RESPONSE_BYTES) {
+      await reader.cancel().catch(() => {});
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * POSTs the hold to the fulfilment webhook. The Idempotency-Key is the hold id, so a receiver
+ * can recognise the retries and the duplicate deliveries that at-least-once delivery implies.
+ * Network errors and timeouts reject.
+ */
+export async function postFulfilment(
+  config: FulfilmentConfig,
+  hold: Pick<Hold, "id" | "accountId" | "amount" | "orderId" | "description" | "metadata">,
+): Promise<FulfilmentAnswer> {
+  const body = JSON.stringify({
+    holdId: hold.id,
+    accountId: hold.accountId,
+    amount: hold.amount,
+    orderId: hold.orderId,
+    description: hold.description,
+    metadata: hold.metadata,
+  });
+  const headers: Record<string, string> = {
+    "Content-Type": "application/json",
+    "Idempotency-Key": hold.id,
+  };
+  if (config.secret) headers["Holdfast-Signature"] = fulfilmentSignature(config.secret, body);
+  const response = await fetch(config.url, {
+    method: "POST",
+    headers,
+    body,
+    redirect: "manual",
+    signal: AbortSignal.timeout(config.timeoutMs ?? FULFILMENT_TIMEOUT_MS),
+  });
+  const text = await readBounded(response);
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: response.status, body: parsed };
+}

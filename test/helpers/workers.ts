@@ -1,0 +1,180 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Redis } from "ioredis";
+import type { Env } from "../../src/env.ts";
+import type { HoldQueues } from "../../src/workers/queues.ts";
+
+/** A private BullMQ prefix, hash-tagged like the production one. */
+export const testPrefix = () => `{hf-test-${randomUUID()}}`;
+
+export type WorkerEnv = Pick<
+  Env,
+  "FULFILMENT_URL" | "FULFILMENT_SECRET" | "HOLDFAST_SWEEP_INTERVAL_MS" | "HOLDFAST_QUEUE_PREFIX"
+>;
+
+export const workerEnv = (overrides: Partial<WorkerEnv> = {}): WorkerEnv => ({
+  FULFILMENT_URL: undefined,
+  FULFILMENT_SECRET: undefined,
+  HOLDFAST_SWEEP_INTERVAL_MS: 60_000,
+  HOLDFAST_QUEUE_PREFIX: testPrefix(),
+  ...overrides,
+});
+
+/** Polls `check` until it returns a value other than undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  options: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${options.what ?? "a condition"}${last ? `: ${String(last)}` : ""}`,
+      );
+    await new Promise((r) => setTimeout(r, options.intervalMs ?? 50));
+  }
+}
+
+export interface StubRequest {
+  headers: IncomingHttpHeaders;
+  body: string;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary fields of the posted hold
+  json: any;
+  receivedAt: number;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  /** Answer after this many ms. */
+  delayMs?: number;
+  /** Never answer (until the stub closes). */
+  hang?: boolean;
+}
+
+export interface FulfilmentStub {
+  url: string;
+  requests: StubRequest[];
+  /** Requests for one hold, in arrival order. */
+  requestsFor(holdId: string): StubRequest[];
+  close(): Promise<void>;
+}
+
+/**
+ * A fulfilment webhook on 127.0.0.1 (random port). `reply` decides each answer from the
+ * request and how many requests for the same hold came before it.
+ */
+export async function startFulfilmentStub(
+  reply: (request: StubRequest, attempt: number) => Reply | Promise<Reply>,
+): Promise<FulfilmentStub> {
+  const requests: StubRequest[] = [];
+  const open = new Set<ServerResponse>();
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", async () => {
+      const body = Buffer.concat(chunks).toString();
+      let json: unknown;
+      try {
+        json = JSON.parse(body);
+      } catch {
+        json = undefined;
+      }
+      const request: StubRequest = { headers: req.headers, body, json, receivedAt: Date.now() };
+      const attempt = requests.filter(
+        (r) => r.json?.holdId !== undefined && r.json?.holdId === request.json?.holdId,
+      ).length;
+      requests.push(request);
+      const answer = await reply(request, attempt);
+      if (answer.hang) {
+        open.add(res);
+        return;
+      }
+      const send = () => {
+        const text =
+          answer.body === undefined
+            ? ""
+            : typeof answer.body === "string"
+              ? answer.body
+              : JSON.stringify(answer.body);
+        res.writeHead(answer.status, { "content-type": "application/json" }).end(text);
+      };
+      if (answer.delayMs) setTimeout(send, answer.delayMs);
+      else send();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/fulfil`,
+    requests,
+    requestsFor: (holdId) => requests.filter((r) => r.json?.holdId === holdId),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const res of open) res.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Deletes every key under `prefix`: what a FLUSHDB does to a queue that owns only its prefix. */
+export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
+  let cursor = "0";
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) deleted += await redis.del(...keys);
+  } while (cursor !== "0");
+  return deleted;
+}
+
+/** Removes a test's queues from Redis and closes them. */
+export async function obliterate(queues: HoldQueues): Promise<void> {
+  await Promise.all(queues.all.map((q) => q.obliterate({ force: true }).catch(() => {})));
+  await queues.close();
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+}
+
+/** Starts `holdfast worker` as its own OS process and waits until its workers run. */
+export async function spawnWorker(env: Record<string, string>): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ["bin/holdfast.js", "worker"], {
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('"msg":"holdfast workers running"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited with ${code}:\n${output}`));
+    });
+  });
+  return { child, output: () => output, exited };
+}

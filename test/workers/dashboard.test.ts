@@ -1,0 +1,78 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dashboard } from "../../src/http/dashboard.ts";
+import { connectProducer, type Producer } from "../../src/workers/producer.ts";
+import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { REDIS_URL } from "../helpers/urls.ts";
+import { deleteKeysUnder, testPrefix } from "../helpers/workers.ts";
+
+const prefix = testPrefix();
+let producer: Producer;
+let t: TestApp;
+
+beforeAll(async () => {
+  producer = await connectProducer(REDIS_URL, prefix);
+  t = await createTestApp({ mounts: [dashboard(producer.queues.all)] });
+});
+
+afterAll(async () => {
+  await producer?.close();
+  const redis = new Redis(REDIS_URL);
+  await deleteKeysUnder(redis, prefix);
+  redis.disconnect();
+  await t?.close();
+});
+
+const basic = (user: string, password: string) =>
+  `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+const get = (path: string, authorization?: string) =>
+  t.call("GET", path, { token: null, headers: authorization ? { authorization } : {} });
+
+describe("/admin/queues (bull-board)", () => {
+  it("no credentials: 401 with a Basic challenge, so a browser prompts", async () => {
+    const r = await get("/admin/queues");
+    expect(r.status).toBe(401);
+    expect(r.headers.get("www-authenticate")).toMatch(/^Basic realm="holdfast"/);
+    expect(r.json.code).toBe("unauthorized");
+  });
+
+  it("the service token is refused (403), as Bearer or as Basic password", async () => {
+    for (const authorization of [`Bearer ${SERVICE}`, basic("admin", SERVICE)]) {
+      const r = await get("/admin/queues", authorization);
+      expect(r.status).toBe(403);
+      expect(r.json.code).toBe("forbidden");
+    }
+  });
+
+  it("a wrong Basic user or password is 401", async () => {
+    expect((await get("/admin/queues", basic("root", ADMIN))).status).toBe(401);
+    expect((await get("/admin/queues", basic("admin", "nope"))).status).toBe(401);
+  });
+
+  it("the admin token, as Bearer or as Basic admin:<token>, gets the dashboard", async () => {
+    for (const authorization of [`Bearer ${ADMIN}`, basic("admin", ADMIN)]) {
+      const r = await get("/admin/queues", authorization);
+      expect(r.status).toBe(200);
+      expect(r.headers.get("content-type")).toMatch(/^text\/html/);
+      expect(r.text).toContain('<base href="/admin/queues/"');
+    }
+  });
+
+  it("the page's static files and API calls are guarded the same way", async () => {
+    const page = await get("/admin/queues", basic("admin", ADMIN));
+    const relative = /src="(static\/js\/[^"]+\.js)"/.exec(page.text)?.[1];
+    expect(relative).toBeDefined();
+    const asset = `/admin/queues/${relative}`;
+    expect((await get(asset)).status).toBe(401);
+    const js = await get(asset, basic("admin", ADMIN));
+    expect(js.status).toBe(200);
+    expect(js.headers.get("content-type")).toMatch(/javascript/);
+
+    expect((await get("/admin/queues/api/queues")).status).toBe(401);
+    expect((await get("/admin/queues/api/queues", `Bearer ${SERVICE}`)).status).toBe(403);
+    const api = await get("/admin/queues/api/queues", basic("admin", ADMIN));
+    expect(api.status).toBe(200);
+    const names = (api.json.queues as { name: string }[]).map((q) => q.name).sort();
+    expect(names).toEqual(["holds-expire", "holds-fulfil", "holds-sweep"]);
+  });
+});

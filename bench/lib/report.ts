@@ -1,0 +1,246 @@
+import type { BenchConfig } from "../config.ts";
+import type { CeilingResult } from "../scenarios/ceiling.ts";
+import type { SettlementResult } from "../scenarios/settlements.ts";
+import type { LoadResult } from "./load.ts";
+import type { MachineInfo } from "./machine.ts";
+import { round } from "./results.ts";
+import { type Column, fixed, formatTable, ratio } from "./table.ts";
+import type { VerifyOutcome } from "./verify.ts";
+
+export type Outcome<T> =
+  | { status: "ok"; result: T }
+  | { status: "skipped" | "failed"; reason: string };
+
+export interface Runs {
+  holdsSpread: Outcome<LoadResult>;
+  holdsHot: Outcome<LoadResult>;
+  ceilingSpread: Outcome<CeilingResult>;
+  ceilingHot: Outcome<CeilingResult>;
+  httpLimit: Outcome<LoadResult>;
+  settlements: Outcome<SettlementResult>;
+  readsSmall: Outcome<LoadResult>;
+  readsLarge: Outcome<LoadResult>;
+}
+
+export interface Report {
+  machine: MachineInfo;
+  config: BenchConfig;
+  runs: Runs;
+  verify: VerifyOutcome | undefined;
+  notes: string[];
+}
+
+const value = <T>(outcome: Outcome<T>): T | undefined =>
+  outcome.status === "ok" ? outcome.result : undefined;
+
+function loadErrors(load: LoadResult): string {
+  const total = load.non2xx + load.errors;
+  if (total === 0) return "0";
+  const codes = Object.entries(load.statusCodes)
+    .filter(([code]) => !code.startsWith("2"))
+    .map(([code, count]) => `${code}×${count}`);
+  if (load.errors > 0) codes.push(`socket×${load.errors}`);
+  return `${total} (${codes.join(", ")})`;
+}
+
+const COLUMNS: Column[] = [
+  { title: "scenario", align: "left" },
+  { title: "per s", align: "right" },
+  { title: "p50 ms", align: "right" },
+  { title: "p99 ms", align: "right" },
+  { title: "errors", align: "right" },
+  { title: "vs ceiling", align: "right" },
+  { title: "vs HTTP limit", align: "right" },
+];
+
+function loadRow(
+  label: string,
+  outcome: Outcome<LoadResult>,
+  ceiling: number | undefined,
+  httpLimit: number | undefined,
+): string[] {
+  const load = value(outcome);
+  if (!load)
+    return [label, outcome.status === "ok" ? "-" : outcome.status, "-", "-", "-", "-", "-"];
+  return [
+    label,
+    fixed(load.okPerSecond),
+    load.ok > 0 ? fixed(load.latencyMs.p50, 1) : "-",
+    load.ok > 0 ? fixed(load.latencyMs.p99, 1) : "-",
+    loadErrors(load),
+    ratio(load.okPerSecond, ceiling),
+    ratio(load.okPerSecond, httpLimit),
+  ];
+}
+
+export function formatReport(report: Report): string {
+  const { runs, config, machine } = report;
+  const ceilingSpread = value(runs.ceilingSpread)?.tps;
+  const ceilingHot = value(runs.ceilingHot)?.tps;
+  const httpLimit = value(runs.httpLimit)?.okPerSecond;
+  const settle = value(runs.settlements);
+  const accounts = config.spreadAccounts.toLocaleString("en-US");
+  const pg = `pgbench -c ${config.pgbenchClients} -j ${config.pgbenchThreads}`;
+  const ceilingRow = (label: string, outcome: Outcome<CeilingResult>) => {
+    const c = value(outcome);
+    return c
+      ? [
+          label,
+          fixed(c.tps),
+          fixed(c.latencyMs?.p50, 1),
+          fixed(c.latencyMs?.p99, 1),
+          String(c.failed),
+          "1.00×",
+          ratio(c.tps, httpLimit),
+        ]
+      : [label, outcome.status, "-", "-", "-", "-", "-"];
+  };
+  const rows = [
+    loadRow(`holds, spread over ${accounts} accounts`, runs.holdsSpread, ceilingSpread, httpLimit),
+    loadRow("holds, one hot account", runs.holdsHot, ceilingHot, httpLimit),
+    ceilingRow(`ceiling, spread (${pg})`, runs.ceilingSpread),
+    ceilingRow(`ceiling, hot (${pg})`, runs.ceilingHot),
+    loadRow("HTTP limit (bare node:http, 201)", runs.httpLimit, undefined, httpLimit),
+    settle
+      ? [
+          `settles via worker (${fixed(settle.placed.ok)} holds)`,
+          fixed(settle.settlesPerSecond),
+          "-",
+          "-",
+          String(settle.unsettled + (config.settleHolds - settle.placed.ok)),
+          "-",
+          "-",
+        ]
+      : ["settles via worker", runs.settlements.status, "-", "-", "-", "-", "-"],
+    loadRow(
+      `balance read, ${fixed(config.historyEntries.small)} entries`,
+      runs.readsSmall,
+      undefined,
+      undefined,
+    ),
+    loadRow(
+      `balance read, ${fixed(config.historyEntries.large)} entries`,
+      runs.readsLarge,
+      undefined,
+      undefined,
+    ),
+  ];
+
+  const lines = [
+    `holdfast bench — ${machine.date}`,
+    `${machine.cpuCount} × ${machine.cpuModel}, ${machine.totalMemoryGiB} GiB, ${machine.os}, Node ${machine.node}, PostgreSQL ${machine.postgres} (synchronous_commit=${machine.synchronousCommit})`,
+    `${config.connections} connections, ${config.durationS} s per run (${config.readDurationS} s for reads), ${config.warmupS} s warm-up; ${config.url ? `target ${config.url}` : "holdfast started by the bench, fresh per run"}`,
+    "",
+    formatTable(COLUMNS, rows),
+    "",
+  ];
+  const small = value(runs.readsSmall);
+  const large = value(runs.readsLarge);
+  if (small && large) {
+    lines.push(
+      `balance read ${fixed(config.historyEntries.large)} vs ${fixed(config.historyEntries.small)} entries: p50 ${ratio(large.latencyMs.p50, small.latencyMs.p50)}, p99 ${ratio(large.latencyMs.p99, small.latencyMs.p99)}, throughput ${ratio(large.okPerSecond, small.okPerSecond)}`,
+    );
+  }
+  if (settle) {
+    lines.push(
+      `settles: ${settle.settled} settled in ${settle.spanS.toFixed(2)} s (first ${settle.firstAfterS.toFixed(2)} s after the worker was ready); placement ${fixed(settle.placed.okPerSecond)} holds/s`,
+    );
+  }
+  for (const [name, outcome] of Object.entries(runs) as [string, Outcome<unknown>][]) {
+    if (outcome.status !== "ok") lines.push(`${name}: ${outcome.status}: ${outcome.reason}`);
+  }
+  for (const note of report.notes) lines.push(`note: ${note}`);
+  const verify = report.verify;
+  if (!verify) lines.push("verify: not run (no database access)");
+  else if (verify.cliFailure) {
+    lines.push(`verify: holdfast verify gave no report (${verify.cliFailure})`);
+    lines.push(`verify: the same checks in-process, without its statement timeout: ${verify.line}`);
+  } else lines.push(verify.line);
+  return lines.join("\n");
+}
+
+function loadJson(load: LoadResult) {
+  return {
+    perSecond: round(load.okPerSecond),
+    ok: load.ok,
+    durationS: round(load.durationS, 2),
+    p50Ms: round(load.latencyMs.p50, 2),
+    p99Ms: round(load.latencyMs.p99, 2),
+    averageMs: round(load.latencyMs.average, 2),
+    non2xx: load.non2xx,
+    errors: load.errors,
+    timeouts: load.timeouts,
+    statusCodes: load.statusCodes,
+  };
+}
+
+function outcomeJson<T>(outcome: Outcome<T>, shape: (result: T) => object) {
+  return outcome.status === "ok"
+    ? { status: "ok", ...shape(outcome.result) }
+    : { status: outcome.status, reason: outcome.reason };
+}
+
+const share = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || b === 0 ? null : round(a / b, 3);
+
+/** The JSON written to bench/results/latest.json. */
+export function reportJson(report: Report) {
+  const { runs, config } = report;
+  const ceiling = (c: CeilingResult) => ({
+    tps: round(c.tps),
+    transactions: c.transactions,
+    failed: c.failed,
+    latencyAverageMs: c.latencyAverageMs ?? null,
+    p50Ms: c.latencyMs ? round(c.latencyMs.p50, 2) : null,
+    p99Ms: c.latencyMs ? round(c.latencyMs.p99, 2) : null,
+    clients: c.clients,
+    threads: c.threads,
+  });
+  const rate = (o: Outcome<LoadResult>) => value(o)?.okPerSecond;
+  const small = value(runs.readsSmall);
+  const large = value(runs.readsLarge);
+  return {
+    machine: report.machine,
+    settings: {
+      target: config.url ?? "own",
+      connections: config.connections,
+      durationS: config.durationS,
+      readDurationS: config.readDurationS,
+      warmupS: config.warmupS,
+      pgbenchClients: config.pgbenchClients,
+      pgbenchThreads: config.pgbenchThreads,
+      spreadAccounts: config.spreadAccounts,
+      settleHolds: config.settleHolds,
+      historyEntries: config.historyEntries,
+      holdfastDbPoolMax: config.holdfastPoolMax ?? "default",
+    },
+    scenarios: {
+      holdsSpread: outcomeJson(runs.holdsSpread, loadJson),
+      holdsHot: outcomeJson(runs.holdsHot, loadJson),
+      ceilingSpread: outcomeJson(runs.ceilingSpread, ceiling),
+      ceilingHot: outcomeJson(runs.ceilingHot, ceiling),
+      httpLimit: outcomeJson(runs.httpLimit, loadJson),
+      settlements: outcomeJson(runs.settlements, (s) => ({
+        perSecond: round(s.settlesPerSecond),
+        settled: s.settled,
+        unsettled: s.unsettled,
+        spanS: round(s.spanS, 3),
+        firstAfterS: round(s.firstAfterS, 3),
+        deliveries: s.deliveries ?? null,
+        placement: loadJson(s.placed),
+      })),
+      readsSmall: outcomeJson(runs.readsSmall, loadJson),
+      readsLarge: outcomeJson(runs.readsLarge, loadJson),
+    },
+    ratios: {
+      holdsSpreadVsCeiling: share(rate(runs.holdsSpread), value(runs.ceilingSpread)?.tps),
+      holdsHotVsCeiling: share(rate(runs.holdsHot), value(runs.ceilingHot)?.tps),
+      holdsSpreadVsHttpLimit: share(rate(runs.holdsSpread), rate(runs.httpLimit)),
+      holdsHotVsHttpLimit: share(rate(runs.holdsHot), rate(runs.httpLimit)),
+      readsLargeVsSmallP50: share(large?.latencyMs.p50, small?.latencyMs.p50),
+      readsLargeVsSmallP99: share(large?.latencyMs.p99, small?.latencyMs.p99),
+    },
+    verify: report.verify ?? null,
+    notes: report.notes,
+  };
+}

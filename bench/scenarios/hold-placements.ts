@@ -1,0 +1,49 @@
+import { type BenchContext, log } from "../lib/context.ts";
+import { type LoadResult, runLoad } from "../lib/load.ts";
+import { quiesce } from "../lib/target.ts";
+
+export type Spread = "spread" | "hot";
+
+/** Beyond the bench's length, so neither expire jobs nor the sweep touch these holds. */
+const EXPIRES_IN_SECONDS = 604_800;
+
+/**
+ * Scenario 1: POST /v1/purchases under autocannon, every request with its own Idempotency-Key,
+ * on a fresh `holdfast serve`. "spread" picks one of the funded accounts at random per request;
+ * "hot" puts every hold on one account, so they all queue on its row lock.
+ */
+export async function holdPlacements(ctx: BenchContext, spread: Spread): Promise<LoadResult> {
+  const { config, target, ids } = ctx;
+  await quiesce(target);
+  const api = await target.api(`holds-${spread}`);
+  try {
+    const body =
+      spread === "hot"
+        ? () => ({ accountId: ids.hot, amount: 1, expiresInSeconds: EXPIRES_IN_SECONDS })
+        : () => ({
+            accountId: ids.spread(1 + Math.floor(Math.random() * config.spreadAccounts)),
+            amount: 1,
+            expiresInSeconds: EXPIRES_IN_SECONDS,
+          });
+    const load = (durationS: number) =>
+      runLoad(
+        {
+          url: api.baseUrl,
+          method: "POST",
+          path: "/v1/purchases",
+          token: config.serviceToken,
+          connections: config.connections,
+          durationS,
+          body,
+          idempotencyKeys: true,
+        },
+        201,
+      );
+    log(`holds (${spread}): warm-up ${config.warmupS}s`);
+    await load(config.warmupS);
+    log(`holds (${spread}): ${config.connections} connections for ${config.durationS}s`);
+    return await load(config.durationS);
+  } finally {
+    await api.stop();
+  }
+}

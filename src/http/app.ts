@@ -15,6 +15,7 @@ import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 import { promotionRoutes } from "./promotions/routes.ts";
+import { createWritePath } from "./write-path.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -79,9 +80,14 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
     },
   });
 
+  const writes = createWritePath(deps.db, {
+    windowMs: deps.env.HOLDFAST_BATCH_WINDOW_MS,
+    maxSize: deps.env.HOLDFAST_BATCH_MAX,
+  });
   app.use("*", requestId());
   app.use("*", async (c, next) => {
     c.set("deps", deps);
+    c.set("writes", writes);
     const started = performance.now();
     await next();
     httpDuration.observe(

@@ -3,6 +3,7 @@ import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
 import type { Hold } from "../reservations/hold.ts";
+import type { WritePath } from "./write-path.ts";
 
 export type Role = "admin" | "service";
 
@@ -10,7 +11,14 @@ export type Role = "admin" | "service";
 export interface AppDeps {
   db: Database;
   redis: Redis;
-  env: Pick<Env, "HOLDFAST_ADMIN_TOKEN" | "HOLDFAST_SERVICE_TOKEN" | "HOLDFAST_SWEEP_INTERVAL_MS">;
+  env: Pick<
+    Env,
+    | "HOLDFAST_ADMIN_TOKEN"
+    | "HOLDFAST_SERVICE_TOKEN"
+    | "HOLDFAST_SWEEP_INTERVAL_MS"
+    | "HOLDFAST_BATCH_WINDOW_MS"
+    | "HOLDFAST_BATCH_MAX"
+  >;
   logger: Logger;
   /** Enqueues a new hold's jobs (expire, fulfil); absent when no queue is wired in. */
   holdPlaced?: (hold: Hold) => Promise<void>;
@@ -21,5 +29,6 @@ export interface AppEnv {
     role: Role;
     requestId: string;
     deps: AppDeps;
+    writes: WritePath;
   };
 }

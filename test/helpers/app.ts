@@ -46,6 +46,8 @@ export const testEnv = (): Env =>
     HOLDFAST_SERVICE_TOKEN: SERVICE,
     HOLDFAST_SWEEP_INTERVAL_MS: 30_000,
     HOLDFAST_DB_POOL_MAX: 20,
+    HOLDFAST_BATCH_WINDOW_MS: 1,
+    HOLDFAST_BATCH_MAX: 64,
     HOLDFAST_QUEUE_PREFIX: `{hf-test-${randomUUID()}}`,
     LOG_LEVEL: "silent",
   }) as Env;

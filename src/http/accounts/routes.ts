@@ -101,7 +101,9 @@ export function assertReadable(role: string, id: string) {
 export const accountRoutes = new OpenAPIHono<AppEnv>()
   .openapi(create, (c) => {
     const body = c.req.valid("json");
-    return idempotent(c, { required: false, status: 201, body }, (tx) => createAccount(tx, body));
+    return idempotent(c, { required: false, status: 201, body, batch: body.id }, (tx) =>
+      createAccount(tx, body),
+    );
   })
   .openapi(get, async (c) => {
     const { id } = c.req.valid("param");
@@ -118,7 +120,7 @@ export const accountRoutes = new OpenAPIHono<AppEnv>()
   .openapi(credit, (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    return idempotent(c, { required: true, status: 201, body }, (tx) =>
+    return idempotent(c, { required: true, status: 201, body, batch: id }, (tx) =>
       creditAccount(tx, { accountId: id, ...body }),
     );
   });

@@ -161,8 +161,10 @@ const list = createRoute({
 export const holdRoutes = new OpenAPIHono<AppEnv>()
   .openapi(purchase, async (c) => {
     const body = c.req.valid("json");
-    const response = await idempotent(c, { required: true, status: 201, body }, (tx) =>
-      placeHold(tx, body),
+    const response = await idempotent(
+      c,
+      { required: true, status: 201, body, batch: body.accountId },
+      (tx) => placeHold(tx, body),
     );
     const { holdPlaced, logger } = c.get("deps");
     if (response.status === 201 && holdPlaced) {

@@ -1,0 +1,188 @@
+import { sql } from "drizzle-orm";
+import type { Database, Tx } from "../db/client.ts";
+import { pgErrorCode } from "../db/errors.ts";
+import { MicroBatcher } from "../db/micro-batcher.ts";
+import type { Role } from "./context.ts";
+import { HttpError } from "./problem.ts";
+import { type Rendered, renderOutcome } from "./respond.ts";
+
+const LOCK_NOT_AVAILABLE = "55P03";
+
+/** One mutating request, ready to apply. */
+export interface WriteCommand {
+  key?: { role: Role; key: string; hash: string } | undefined;
+  /** Lock-order key (the account id): a batch applies its commands sorted by it. */
+  order: string;
+  status: number;
+  requestId: string;
+  effect: (tx: Tx) => Promise<unknown>;
+  /**
+   * True when the effect writes nothing if it throws a domain error (one conditional
+   * statement decides), so it can share a transaction with other commands without a
+   * savepoint. Other effects run alone, inside a savepoint.
+   */
+  atomic: boolean;
+}
+
+export type WriteOutcome =
+  | { kind: "fresh"; response: Rendered }
+  | { kind: "stored"; response: Rendered; hash: string };
+
+type StoredRow = {
+  role: Role;
+  key: string;
+  request_hash: string;
+  response_status: number;
+  response_body: string;
+};
+
+const keyId = (k: { role: Role; key: string }) => `${k.role}\u0000${k.key}`;
+
+/**
+ * Applies an ordered list of commands in ONE transaction and returns one outcome per command,
+ * in order. Idempotency survives batching: keyed commands claim their keys with one INSERT
+ * (sorted, so concurrent batches cannot deadlock on each other's keys); a key already stored
+ * is replayed; a key repeated inside the batch runs once and its copies replay it. Each
+ * command's domain error is rendered and stored as its own outcome without affecting the
+ * others. The effects are issued together and pipelined on the transaction's connection, in
+ * lock order. Any other error aborts the whole transaction and is thrown.
+ */
+export async function applyWrites(db: Database, commands: WriteCommand[]): Promise<WriteOutcome[]> {
+  if (commands.length > 1 && commands.some((c) => !c.atomic)) {
+    throw new Error("only atomic commands can share a transaction");
+  }
+  const leaders = new Map<string, number>();
+  const leaderOf = commands.map((c, i) => {
+    if (!c.key) return i;
+    const id = keyId(c.key);
+    if (!leaders.has(id)) leaders.set(id, i);
+    return leaders.get(id)!;
+  });
+  const keyed = [...leaders.values()].map((i) => commands[i]!.key!);
+  keyed.sort((a, b) => (keyId(a) < keyId(b) ? -1 : 1));
+
+  let claiming = true;
+  try {
+    const outcomes = await db.transaction(async (tx) => {
+      const claimed = new Set<string>();
+      const stored = new Map<string, WriteOutcome>();
+      if (keyed.length > 0) {
+        const rows = await tx.execute<{ role: Role; key: string }>(sql`
+          INSERT INTO idempotency_keys (role, key, request_hash, response_status, response_body)
+          SELECT role, key, hash, 0, '' FROM jsonb_to_recordset(${JSON.stringify(keyed)}::jsonb)
+                 AS k(role text, key text, hash text)
+          ON CONFLICT DO NOTHING
+          RETURNING role, key`);
+        for (const r of rows) claimed.add(keyId(r));
+        const missing = keyed.filter((k) => !claimed.has(keyId(k)));
+        if (missing.length > 0) {
+          const found = await tx.execute<StoredRow>(sql`
+            SELECT i.role, i.key, i.request_hash, i.response_status, i.response_body
+              FROM idempotency_keys i
+              JOIN jsonb_to_recordset(${JSON.stringify(missing)}::jsonb) AS k(role text, key text)
+                ON i.role = k.role AND i.key = k.key`);
+          for (const r of found) {
+            stored.set(keyId(r), {
+              kind: "stored",
+              hash: r.request_hash,
+              response: { status: r.response_status, body: r.response_body },
+            });
+          }
+        }
+      }
+      claiming = false;
+
+      const toRun = commands
+        .map((command, index) => ({ command, index }))
+        .filter(
+          ({ command, index }) =>
+            leaderOf[index] === index && (!command.key || claimed.has(keyId(command.key))),
+        )
+        .sort((a, b) =>
+          a.command.order < b.command.order
+            ? -1
+            : a.command.order > b.command.order
+              ? 1
+              : a.index - b.index,
+        );
+      const rendered = await Promise.all(
+        toRun.map(({ command }) =>
+          renderOutcome(command.requestId, command.status, () =>
+            command.atomic
+              ? command.effect(tx)
+              : tx.transaction((savepoint) => command.effect(savepoint)),
+          ),
+        ),
+      );
+      const fresh = new Map<number, Rendered>(toRun.map(({ index }, i) => [index, rendered[i]!]));
+
+      const completed = toRun
+        .filter(({ command }) => command.key)
+        .map(({ command, index }) => ({
+          ...command.key!,
+          status: fresh.get(index)!.status,
+          body: fresh.get(index)!.body,
+        }));
+      if (completed.length > 0) {
+        await tx.execute(sql`
+          UPDATE idempotency_keys i SET response_status = k.status, response_body = k.body
+            FROM jsonb_to_recordset(${JSON.stringify(completed)}::jsonb) AS k(role text, key text, status int, body text)
+           WHERE i.role = k.role AND i.key = k.key`);
+      }
+      return commands.map((command, index): WriteOutcome => {
+        const own = fresh.get(index);
+        if (own) return { kind: "fresh", response: own };
+        const leader = leaderOf[index]!;
+        const leaderResponse = fresh.get(leader);
+        if (leaderResponse)
+          return { kind: "stored", response: leaderResponse, hash: commands[leader]!.key!.hash };
+        const found = stored.get(keyId(command.key!));
+        if (!found) throw new Error("idempotency key vanished between conflict and read");
+        return found;
+      });
+    });
+    return outcomes;
+  } catch (error) {
+    if (claiming && commands.length === 1 && pgErrorCode(error) === LOCK_NOT_AVAILABLE) {
+      throw new HttpError(
+        "idempotency_key_in_use",
+        "a request with this Idempotency-Key is still in progress; retry shortly",
+      );
+    }
+    throw error;
+  }
+}
+
+export interface BatchOptions {
+  /** How long the first command of a batch waits for company; 0 disables batching. */
+  windowMs: number;
+  maxSize: number;
+}
+
+/**
+ * The in-process micro-batcher of DESIGN.md section 7: concurrent atomic commands are
+ * gathered for at most `windowMs` and applied by applyWrites in one transaction, so the
+ * commit is shared. If a batch fails as a whole (a deadlock with another process, a lock
+ * timeout on a contended key), each of its commands is retried alone, so one command's
+ * trouble is never its batch-mates' error.
+ */
+export function createWritePath(db: Database, options: BatchOptions) {
+  const batcher = new MicroBatcher<WriteCommand, WriteOutcome>(
+    async (commands) => {
+      try {
+        const outcomes = await applyWrites(db, commands);
+        return outcomes.map((value) => ({ status: "fulfilled", value }));
+      } catch (error) {
+        if (commands.length === 1) return [{ status: "rejected", reason: error }];
+        return Promise.allSettled(commands.map(async (c) => (await applyWrites(db, [c]))[0]!));
+      }
+    },
+    { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
+  );
+  return (command: WriteCommand): Promise<WriteOutcome> =>
+    command.atomic && options.windowMs > 0
+      ? batcher.submit(command)
+      : applyWrites(db, [command]).then((o) => o[0]!);
+}
+
+export type WritePath = ReturnType<typeof createWritePath>;

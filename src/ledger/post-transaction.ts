@@ -1,4 +1,3 @@
-import { randomInt } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { MAX_AMOUNT_SQL, SYSTEM_BALANCE_STRIPES } from "../db/schema/index.ts";
@@ -27,9 +26,13 @@ export type PostedRow = AccountRow & { transaction_id: string; last_seq: number 
  * The decision (does the balance stay within [held, 2^53 − 1]?) is the WHERE of the account
  * UPDATE, so it is taken under the row lock, at the position the entry gets in the
  * account's sequence. No row comes back when it fails, and then nothing was written.
+ *
+ * The system side adds to the stripe of the connection's backend (pid mod stripes): all
+ * postings of one transaction use one stripe, and concurrent connections mostly use different
+ * ones. A random stripe per posting let two batched transactions lock two stripes in opposite
+ * orders and deadlock.
  */
 export function postingStatement(source: SQL, posting: Posting): SQL {
-  const stripe = randomInt(SYSTEM_BALANCE_STRIPES);
   const metadata = jsonParam(posting.metadata);
   return sql`
     WITH ${source},
@@ -62,7 +65,7 @@ export function postingStatement(source: SQL, posting: Posting): SQL {
       UPDATE system_balances s
          SET settled = s.settled - acct.delta
         FROM acct
-       WHERE s.account_id = ${posting.counterparty} AND s.stripe = ${stripe}
+       WHERE s.account_id = ${posting.counterparty} AND s.stripe = pg_backend_pid() % ${SYSTEM_BALANCE_STRIPES}
     )
     SELECT acct.id, acct.settled, acct.held, acct.last_seq, acct.metadata, acct.created_at,
            txn.id AS transaction_id

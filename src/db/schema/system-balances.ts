@@ -5,8 +5,9 @@ import { accounts } from "./accounts.ts";
 export const SYSTEM_BALANCE_STRIPES = 16;
 
 /**
- * A system account's settled balance is the sum of its stripes. Each ledger transaction adds
- * to one stripe chosen at random, so concurrent transactions rarely wait on each other here.
+ * A system account's settled balance is the sum of its stripes. A posting adds to the stripe
+ * of its connection (see src/ledger/post-transaction.ts), so concurrent transactions rarely
+ * wait on each other here.
  */
 export const systemBalances = pgTable(
   "system_balances",

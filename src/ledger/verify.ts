@@ -141,6 +141,8 @@ function checks(options: VerifyOptions): Check[] {
 export async function verifyLedger(db: Db, options: VerifyOptions): Promise<VerifyReport> {
   return db.transaction(
     async (tx) => {
+      // Full scans of a large ledger outlast the pool's request-sized statement timeout.
+      await tx.execute(sql`SET LOCAL statement_timeout = 0`);
       const results: CheckResult[] = [];
       for (const check of checks(options)) {
         const rows = await tx.execute<Record<string, unknown>>(

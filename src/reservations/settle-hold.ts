@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
-import type { Db } from "../db/client.ts";
-import { DomainError } from "../ledger/errors.ts";
+import type { Database, Db } from "../db/client.ts";
+import { DomainError, isDomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
 import { post } from "../ledger/post-transaction.ts";
 import { holdsSettled } from "../metrics.ts";
@@ -46,4 +46,37 @@ export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
     );
   }
   throw new Error(`hold ${hold.id} is pending but could not be settled`);
+}
+
+export type BatchedSettle = SettleInput & { accountId: string };
+
+/**
+ * Settles many holds in ONE transaction, one result per input, in order: the statements are
+ * pipelined in account order (so two batches lock accounts in the same order), and a
+ * refusal (hold_not_pending, amount_exceeds_hold) is that input's result alone, since a
+ * refused settle writes nothing. Any other error aborts the transaction and is thrown.
+ */
+export async function settleHolds(
+  db: Database,
+  inputs: BatchedSettle[],
+): Promise<PromiseSettledResult<Hold>[]> {
+  const order = inputs
+    .map((input, index) => ({ input, index }))
+    .sort((a, b) =>
+      a.input.accountId < b.input.accountId
+        ? -1
+        : a.input.accountId > b.input.accountId
+          ? 1
+          : a.index - b.index,
+    );
+  return db.transaction(async (tx) => {
+    const settled = await Promise.allSettled(order.map(({ input }) => settleHold(tx, input)));
+    const failure = settled.find((r) => r.status === "rejected" && !isDomainError(r.reason));
+    if (failure) throw (failure as PromiseRejectedResult).reason;
+    const results: PromiseSettledResult<Hold>[] = new Array(inputs.length);
+    order.forEach(({ index }, i) => {
+      results[index] = settled[i]!;
+    });
+    return results;
+  });
 }

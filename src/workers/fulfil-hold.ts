@@ -4,7 +4,7 @@ import { isDomainError } from "../ledger/errors.ts";
 import type { Logger } from "../logger.ts";
 import { findHold, type Hold } from "../reservations/hold.ts";
 import { releaseHold } from "../reservations/release-hold.ts";
-import { settleHold } from "../reservations/settle-hold.ts";
+import { type BatchedSettle, settleHold } from "../reservations/settle-hold.ts";
 import { type FulfilmentConfig, postFulfilment } from "./post-fulfilment.ts";
 import { HoldJobData, parsePayload } from "./queues.ts";
 
@@ -63,8 +63,11 @@ export function fulfilHoldProcessor(deps: {
   db: Db;
   fulfilment: FulfilmentConfig;
   logger: Logger;
+  /** How a successful answer settles the hold; the worker passes a batched settle. */
+  settle?: (input: BatchedSettle) => Promise<Hold>;
 }) {
   const { db, fulfilment, logger } = deps;
+  const settle = deps.settle ?? ((input: BatchedSettle) => settleHold(db, input));
   return async (job: Pick<Job, "data">): Promise<FulfilResult> => {
     const { holdId } = parsePayload(HoldJobData, job.data);
     const hold = await findHold(db, holdId);
@@ -77,7 +80,7 @@ export function fulfilHoldProcessor(deps: {
     const answer = await postFulfilment(fulfilment, hold);
     if (answer.status >= 200 && answer.status < 300) {
       const settled = await unlessResolved(
-        settleHold(db, { holdId, amount: settleAmount(answer.body, hold) }),
+        settle({ holdId, accountId: hold.accountId, amount: settleAmount(answer.body, hold) }),
       );
       if (!settled) {
         const now = await findHold(db, holdId);

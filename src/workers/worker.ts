@@ -4,6 +4,7 @@ import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
 import { connectRedis } from "../process/connections.ts";
+import { batchedSettle } from "./batched-settle.ts";
 import { expireJobProcessor } from "./expire-job.ts";
 import { fulfilHoldProcessor } from "./fulfil-hold.ts";
 import { keepSweepScheduled } from "./keep-sweep-scheduled.ts";
@@ -24,6 +25,7 @@ import { sweepJobProcessor } from "./sweep-holds.ts";
 export const LOCK_DURATION_MS = 5_000;
 export const STALLED_INTERVAL_MS = 2_500;
 const MAX_STALLED_COUNT = 2;
+const FULFIL_CONCURRENCY = 50;
 
 export interface WorkerTuning {
   /** Fulfilment webhook timeout, 10 s by default. */
@@ -95,10 +97,12 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   ];
   if (fulfilment) {
     workers.push(
-      new Worker(QUEUE_NAMES.fulfil, fulfilHoldProcessor({ db, fulfilment, logger }), {
-        ...common,
-        concurrency: 10,
-      }),
+      new Worker(
+        QUEUE_NAMES.fulfil,
+        fulfilHoldProcessor({ db, fulfilment, logger, settle: batchedSettle(db) }),
+        // Mostly waiting on the webhook: many jobs in flight, their settles batched.
+        { ...common, concurrency: FULFIL_CONCURRENCY },
+      ),
     );
   }
   for (const worker of workers) {

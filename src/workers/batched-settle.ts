@@ -1,0 +1,25 @@
+import type { Database } from "../db/client.ts";
+import { MicroBatcher } from "../db/micro-batcher.ts";
+import type { Hold } from "../reservations/hold.ts";
+import { type BatchedSettle, settleHolds } from "../reservations/settle-hold.ts";
+
+/**
+ * Settles from concurrent fulfil jobs gathered for at most 2 ms and applied in one transaction
+ * (settleHolds), so a worker shares one commit among many settlements. If a batch fails as a
+ * whole (a deadlock with an API settle of the same account, a connection lost), each settle
+ * is retried alone, so one job's trouble is never its batch-mates' error.
+ */
+export function batchedSettle(db: Database): (input: BatchedSettle) => Promise<Hold> {
+  const batcher = new MicroBatcher<BatchedSettle, Hold>(
+    async (inputs) => {
+      try {
+        return await settleHolds(db, inputs);
+      } catch (error) {
+        if (inputs.length === 1) return [{ status: "rejected", reason: error }];
+        return Promise.all(inputs.map(async (input) => (await settleHolds(db, [input]))[0]!));
+      }
+    },
+    { maxSize: 100, windowMs: 2, concurrency: 2 },
+  );
+  return (input) => batcher.submit(input);
+}

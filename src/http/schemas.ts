@@ -96,21 +96,25 @@ export const Entry = z
 export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
 
-export const PageQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
-  cursor: z
+/** A `cursor` query parameter: a nextCursor this API returned, decoded to its position. */
+export const cursorParam = <T>(decode: (cursor: string) => T | undefined) =>
+  z
     .string()
     .optional()
     .transform((value, ctx) => {
       if (value === undefined) return undefined;
-      const position = decodeNumericCursor(value);
+      const position = decode(value);
       if (position === undefined) {
         ctx.addIssue({ code: "custom", message: "not a cursor returned by this API" });
         return z.NEVER;
       }
       return position;
     })
-    .openapi({ type: "string", description: "nextCursor from the previous page" }),
+    .openapi({ type: "string", description: "nextCursor from the previous page" });
+
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 }),
+  cursor: cursorParam(decodeNumericCursor),
 });
 
 export const Problem = z

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Database, Tx } from "../db/client.ts";
 import { pgErrorCode } from "../db/errors.ts";
+import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
@@ -92,19 +93,12 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       }
       claiming = false;
 
-      const toRun = commands
-        .map((command, index) => ({ command, index }))
+      const toRun = inLockOrder(commands, (command) => command.order)
         .filter(
-          ({ command, index }) =>
-            leaderOf[index] === index && (!command.key || claimed.has(keyId(command.key))),
+          ({ item, index }) =>
+            leaderOf[index] === index && (!item.key || claimed.has(keyId(item.key))),
         )
-        .sort((a, b) =>
-          a.command.order < b.command.order
-            ? -1
-            : a.command.order > b.command.order
-              ? 1
-              : a.index - b.index,
-        );
+        .map(({ item, index }) => ({ command: item, index }));
       const rendered = await Promise.all(
         toRun.map(({ command }) =>
           renderOutcome(command.requestId, command.status, () =>

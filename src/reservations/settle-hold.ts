@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database, Db } from "../db/client.ts";
+import { inLockOrder } from "../db/lock-order.ts";
 import { DomainError, isDomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
 import { post } from "../ledger/post-transaction.ts";
@@ -60,17 +61,9 @@ export async function settleHolds(
   db: Database,
   inputs: BatchedSettle[],
 ): Promise<PromiseSettledResult<Hold>[]> {
-  const order = inputs
-    .map((input, index) => ({ input, index }))
-    .sort((a, b) =>
-      a.input.accountId < b.input.accountId
-        ? -1
-        : a.input.accountId > b.input.accountId
-          ? 1
-          : a.index - b.index,
-    );
+  const order = inLockOrder(inputs, (input) => input.accountId);
   return db.transaction(async (tx) => {
-    const settled = await Promise.allSettled(order.map(({ input }) => settleHold(tx, input)));
+    const settled = await Promise.allSettled(order.map(({ item }) => settleHold(tx, item)));
     const failure = settled.find((r) => r.status === "rejected" && !isDomainError(r.reason));
     if (failure) throw (failure as PromiseRejectedResult).reason;
     const results: PromiseSettledResult<Hold>[] = new Array(inputs.length);

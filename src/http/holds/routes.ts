@@ -14,6 +14,7 @@ import {
   Account,
   Amount,
   AnyAccountId,
+  cursorParam,
   IdempotencyHeader,
   jsonBody,
   jsonResponse,
@@ -70,19 +71,10 @@ const optionalJson = <T extends z.ZodType>(schema: T) => ({
 
 const HoldListQuery = PageQuery.extend({
   status: z.enum(HOLD_STATUSES).optional(),
-  cursor: z
-    .string()
-    .optional()
-    .transform((value, ctx) => {
-      if (value === undefined) return undefined;
-      const id = decodeCursor(value);
-      if (id === undefined || !z.uuid().safeParse(id).success) {
-        ctx.addIssue({ code: "custom", message: "not a cursor returned by this API" });
-        return z.NEVER;
-      }
-      return id;
-    })
-    .openapi({ type: "string", description: "nextCursor from the previous page" }),
+  cursor: cursorParam((cursor) => {
+    const id = decodeCursor(cursor);
+    return id !== undefined && z.uuid().safeParse(id).success ? id : undefined;
+  }),
 });
 
 const tags = ["holds"];

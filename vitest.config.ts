@@ -1,14 +1,39 @@
 import { defineConfig } from "vitest/config";
 
+// Two projects. `default` is the suite (`npm test`); `chaos` (`npm run test:chaos`) starts
+// API and worker processes, kills them, empties Redis and restarts Postgres, so it never runs
+// with the suite. vitest runs every project unless told otherwise, hence `--project default`
+// in the test script; `npx vitest run test/http/…` still works, as only `default` includes it.
 export default defineConfig({
   test: {
     globalSetup: ["./test/helpers/global-setup.ts"],
-    include: ["test/**/*.test.ts"],
-    exclude: ["test/chaos/**"],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    // Files run in parallel; each gets its own database and Redis key prefix.
     pool: "forks",
-    maxWorkers: 2,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "default",
+          include: ["test/**/*.test.ts"],
+          exclude: ["test/chaos/**"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+          // Files run in parallel; each gets its own database and Redis key prefix.
+          maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: "chaos",
+          include: ["test/chaos/**/*.test.ts"],
+          // One file at a time: a chaos run restarts the shared Postgres.
+          fileParallelism: false,
+          maxWorkers: 1,
+          // CHAOS_DURATION_S lengthens the run; the drain and the checks come on top.
+          testTimeout: 60 * 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
   },
 });

@@ -1,5 +1,6 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import { guardTransactions } from "./guard-transactions.ts";
 import * as schema from "./schema/index.ts";
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -28,6 +29,10 @@ export function createDb(
     idle_timeout: 30,
     connect_timeout: 5,
     max_lifetime: 60 * 30,
+    // postgres.js reads the array types on every new connection from a promise nobody awaits:
+    // a connection lost during that read (a Postgres restart) is an unhandled rejection, which
+    // ends the process. holdfast passes no arrays (sets go as jsonb), so it needs no types.
+    fetch_types: false,
     onnotice: () => {},
     connection: {
       application_name: options.application ?? "holdfast",
@@ -39,6 +44,7 @@ export function createDb(
     },
   });
   sql.options.parsers[20] = parseInt8;
+  guardTransactions(sql);
   const db = drizzle(sql, { schema });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }

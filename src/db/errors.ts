@@ -36,3 +36,24 @@ export function isUnavailable(error: unknown): boolean {
     code === "53300"
   );
 }
+
+/** Errors after which postgres.js closes the connection: the socket failed, or the server ended the session. */
+const SOCKET_ERRORS = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+]);
+
+/**
+ * True when the error means the connection itself is gone (not merely a failed statement): a
+ * socket error, or a FATAL from a server shutting down (57P01–57P03) or a connection exception
+ * (08*). postgres.js closes such a connection; nothing more can be written on it.
+ */
+export function isConnectionLost(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  if (!code) return false;
+  return SOCKET_ERRORS.has(code) || code.startsWith("08") || /^57P0[123]$/.test(code);
+}

@@ -15,7 +15,9 @@ export function redact(url: string): string {
 export class StartupError extends Error {}
 
 export async function checkPostgres(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  // fetch_types: false, as in createDb: a connection lost while postgres.js reads the array
+  // types is an unhandled rejection, where this must fail with one line.
+  const sql = postgres(url, { max: 1, connect_timeout: 5, fetch_types: false, onnotice: () => {} });
   try {
     await sql`SELECT 1`;
   } catch (error) {

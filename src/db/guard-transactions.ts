@@ -1,0 +1,56 @@
+import type postgres from "postgres";
+import { isConnectionLost } from "./errors.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: postgres.js's begin/savepoint overloads
+type Scope = (sql: any) => unknown;
+
+/**
+ * A callback that failed because its connection died is left pending, never rejected.
+ *
+ * postgres.js (3.4.9) answers a transaction or savepoint callback that rejected by writing
+ * ROLLBACK (or ROLLBACK TO SAVEPOINT) on the transaction's connection. When the connection is
+ * the thing that failed, its socket is already gone: the write is deferred with setImmediate
+ * and throws "Cannot read properties of null (reading 'write')" outside any promise, which
+ * kills the process (porsager/postgres#1154, #1208); and if the pool has reconnected that
+ * connection meanwhile, the ROLLBACK lands in another request's session. Nothing needs to be
+ * written: the server rolls back a transaction whose session ends, and postgres.js rejects
+ * the transaction itself (begin races the callback against the connection's close) with
+ * CONNECTION_CLOSED, which callers see as 503 unavailable. So the callback's promise is
+ * swapped for one that never settles; with nothing referring to it, it is garbage.
+ */
+function holdIfLost(scope: Scope): Scope {
+  return (sql) => {
+    guardSavepoints(sql);
+    let result: unknown;
+    try {
+      result = scope(sql);
+    } catch (error) {
+      result = Promise.reject(error);
+    }
+    return Promise.resolve(Array.isArray(result) ? Promise.all(result) : result).catch(
+      (error: unknown) => {
+        if (isConnectionLost(error)) return new Promise(() => {});
+        throw error;
+      },
+    );
+  };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the transaction's sql, which has savepoint
+function guardSavepoints(sql: any) {
+  const savepoint = sql.savepoint;
+  if (typeof savepoint !== "function") return;
+  sql.savepoint = (name: unknown, fn?: Scope) =>
+    typeof name === "function"
+      ? savepoint(holdIfLost(name as Scope))
+      : savepoint(name, holdIfLost(fn!));
+}
+
+/** Wraps `sql.begin` (what drizzle's db.transaction calls) so that a lost connection is never written to. */
+export function guardTransactions(sql: postgres.Sql): void {
+  const begin = sql.begin.bind(sql) as (...args: unknown[]) => Promise<unknown>;
+  (sql as { begin: unknown }).begin = (options: unknown, fn?: Scope) =>
+    typeof options === "function"
+      ? begin(holdIfLost(options as Scope))
+      : begin(options, holdIfLost(fn!));
+}

@@ -1,0 +1,190 @@
+import type { ChildProcess } from "node:child_process";
+import { spawnServe } from "../helpers/processes.ts";
+import { spawnWorker } from "../helpers/workers.ts";
+
+const TAIL_LINES = 200;
+
+export interface Member {
+  name: string;
+  kind: "api" | "worker";
+  child: ChildProcess;
+  /** API only. */
+  baseUrl?: string;
+  /** Set before the run kills or stops it, so that its exit is not a defect. */
+  expectedExit: boolean;
+  exit?: { code: number | null; signal: NodeJS.Signals | null };
+  /** Requests the chaos clients have in flight to it (API only). */
+  inFlight: number;
+  tail: string[];
+}
+
+export interface LogLine {
+  member: string;
+  level: number;
+  msg: string;
+  line: string;
+}
+
+/**
+ * The holdfast processes of a chaos run: `serve` and `worker` as separate OS processes with the
+ * same environment. Watches them: an exit the run did not cause is a defect (node exits on an
+ * unhandled rejection), and every error-level log line is kept for the report.
+ */
+export class Cluster {
+  readonly members: Member[] = [];
+  readonly errors: LogLine[] = [];
+  readonly unexpectedExits: string[] = [];
+  readonly startFailures: string[] = [];
+  private counters = { api: 0, worker: 0 };
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get apis(): Member[] {
+    return this.members.filter((m) => m.kind === "api" && !m.exit && !m.expectedExit);
+  }
+
+  get workers(): Member[] {
+    return this.members.filter((m) => m.kind === "worker" && !m.exit && !m.expectedExit);
+  }
+
+  private watch(member: Member) {
+    let partial = "";
+    const onData = (chunk: Buffer) => {
+      partial += chunk.toString("utf8");
+      const lines = partial.split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line === "") continue;
+        member.tail.push(line);
+        if (member.tail.length > TAIL_LINES) member.tail.shift();
+        let level = 0;
+        let msg = line;
+        try {
+          const parsed = JSON.parse(line) as { level?: number; msg?: string };
+          level = parsed.level ?? 0;
+          msg = parsed.msg ?? line;
+        } catch {
+          // Not pino: node's own output, such as an uncaught error's stack on stderr.
+          level = 50;
+        }
+        if (level >= 50) this.errors.push({ member: member.name, level, msg, line });
+      }
+    };
+    member.child.stdout?.on("data", onData);
+    member.child.stderr?.on("data", onData);
+    member.child.on("exit", (code, signal) => {
+      member.exit = { code, signal };
+      if (!member.expectedExit) {
+        this.unexpectedExits.push(
+          `${member.name} (pid ${member.child.pid}) exited unexpectedly: code ${code}, signal ${signal}\n` +
+            member.tail.slice(-30).join("\n"),
+        );
+      }
+    });
+  }
+
+  /**
+   * Starts a process, retrying a start that fails: a process that starts while Postgres is
+   * restarting refuses to start (by design: one line naming the URL), and a supervisor would
+   * start it again.
+   */
+  private async start<T>(kind: "api" | "worker", launch: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await launch();
+      } catch (error) {
+        const message = String((error as Error).message).slice(0, 2000);
+        this.startFailures.push(`${kind} start attempt ${attempt}: ${message}`);
+        if (attempt >= 5) throw error;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async startApi(): Promise<Member> {
+    const name = `api-${++this.counters.api}`;
+    const serve = await this.start("api", () => spawnServe(this.databaseUrl, this.env));
+    const member: Member = {
+      name,
+      kind: "api",
+      child: serve.child,
+      baseUrl: serve.baseUrl,
+      expectedExit: false,
+      inFlight: 0,
+      tail: [],
+    };
+    this.watch(member);
+    this.members.push(member);
+    return member;
+  }
+
+  async startWorker(): Promise<Member> {
+    const name = `worker-${++this.counters.worker}`;
+    const worker = await this.start("worker", () =>
+      spawnWorker({ DATABASE_URL: this.databaseUrl, ...this.env }),
+    );
+    const member: Member = {
+      name,
+      kind: "worker",
+      child: worker.child,
+      expectedExit: false,
+      inFlight: 0,
+      tail: [],
+    };
+    this.watch(member);
+    this.members.push(member);
+    return member;
+  }
+
+  /** SIGKILL: no chance to finish anything. */
+  async kill(member: Member): Promise<void> {
+    member.expectedExit = true;
+    await this.signal(member, "SIGKILL");
+  }
+
+  private signal(member: Member, signal: NodeJS.Signals): Promise<void> {
+    if (member.exit) return Promise.resolve();
+    return new Promise((resolve) => {
+      member.child.once("exit", () => resolve());
+      member.child.kill(signal);
+    });
+  }
+
+  /**
+   * SIGTERM to every live process; each must exit 0 within `timeoutMs` (workers finish the job
+   * in hand first). Returns the ones that did not.
+   */
+  async stopAll(timeoutMs = 20_000): Promise<string[]> {
+    const live = this.members.filter((m) => !m.exit);
+    const problems: string[] = [];
+    await Promise.all(
+      live.map(async (m) => {
+        m.expectedExit = true;
+        const timer = setTimeout(() => {
+          problems.push(`${m.name} did not exit within ${timeoutMs} ms of SIGTERM`);
+          m.child.kill("SIGKILL");
+        }, timeoutMs);
+        await this.signal(m, "SIGTERM");
+        clearTimeout(timer);
+        if (m.exit && m.exit.code !== 0 && m.exit.signal !== "SIGKILL")
+          problems.push(
+            `${m.name} exited ${m.exit.code} on SIGTERM:\n${m.tail.slice(-20).join("\n")}`,
+          );
+      }),
+    );
+    return problems;
+  }
+
+  /** Last resort for afterAll: nothing may outlive the run. */
+  killAll() {
+    for (const m of this.members) {
+      if (!m.exit) {
+        m.expectedExit = true;
+        m.child.kill("SIGKILL");
+      }
+    }
+  }
+}

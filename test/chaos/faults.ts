@@ -1,0 +1,239 @@
+import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { promisify } from "node:util";
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { QUEUE_NAMES } from "../../src/workers/queues.ts";
+import { SERVICE } from "../helpers/app.ts";
+import { REDIS_URL } from "../helpers/urls.ts";
+import { deleteKeysUnder } from "../helpers/workers.ts";
+import type { Cluster, Member } from "./cluster.ts";
+import type { Rng } from "./random.ts";
+
+const run = promisify(execFile);
+
+export type FaultKind = "kill-worker" | "kill-api" | "wipe-redis" | "restart-postgres";
+export const FAULT_KINDS: FaultKind[] = [
+  "kill-worker",
+  "kill-api",
+  "wipe-redis",
+  "restart-postgres",
+];
+
+export interface PlannedFault {
+  kind: FaultKind;
+  atMs: number;
+}
+
+export interface FaultRecord extends PlannedFault {
+  /** When it actually started and how long it took, replacement process included. */
+  startedMs: number;
+  tookMs: number;
+  detail: string;
+}
+
+/** Each fault once per 30 s of run (at least once), at seeded times within 12 %–80 % of a round. */
+export function planFaults(rng: Rng, durationMs: number): PlannedFault[] {
+  const rounds = Math.max(1, Math.floor(durationMs / 30_000));
+  const roundMs = durationMs / rounds;
+  const plan: PlannedFault[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const kinds = [...FAULT_KINDS];
+    for (let i = kinds.length - 1; i > 0; i--) {
+      const j = rng.int(0, i);
+      [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
+    }
+    const start = r * roundMs + roundMs * 0.12;
+    const slot = (roundMs * 0.68) / kinds.length;
+    kinds.forEach((kind, i) => {
+      plan.push({ kind, atMs: Math.round(start + i * slot + rng.next() * slot * 0.5) });
+    });
+  }
+  return plan;
+}
+
+export interface FaultDeps {
+  cluster: Cluster;
+  redis: Redis;
+  prefix: string;
+  /** An account id to read while Postgres restarts. */
+  probeAccount: string;
+  defects: string[];
+  log: (line: string) => void;
+}
+
+export interface PostgresOutage {
+  probes: Record<string, number>;
+  /** From the restart's start until every API answered /readyz 200 again. */
+  recoveredMs: Record<string, number>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(check: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined || Date.now() > deadline) return value;
+    await sleep(20);
+  }
+}
+
+/** The worker processes that run an active job right now (BullMQ records the worker's name). */
+async function workersWithActiveJobs(
+  queues: Queue[],
+  cluster: Cluster,
+): Promise<{ member: Member; jobs: number }[]> {
+  const names = new Map<string, number>();
+  for (const queue of queues) {
+    for (const job of await queue.getJobs(["active"])) {
+      if (job?.processedBy) names.set(job.processedBy, (names.get(job.processedBy) ?? 0) + 1);
+    }
+  }
+  return cluster.workers
+    .map((member) => ({
+      member,
+      jobs: [...names].filter(([name]) => name.endsWith(`-${member.child.pid}`))[0]?.[1] ?? 0,
+    }))
+    .filter((w) => w.jobs > 0);
+}
+
+export class Faults {
+  readonly records: FaultRecord[] = [];
+  readonly outages: PostgresOutage[] = [];
+  private readonly queues: Queue[];
+
+  constructor(
+    private readonly deps: FaultDeps,
+    private readonly rng: Rng,
+  ) {
+    this.queues = [QUEUE_NAMES.fulfil, QUEUE_NAMES.expire].map(
+      (name) => new Queue(name, { connection: { url: REDIS_URL }, prefix: deps.prefix }),
+    );
+    for (const q of this.queues) q.on("error", () => {});
+  }
+
+  async close() {
+    await Promise.all(this.queues.map((q) => q.close().catch(() => {})));
+  }
+
+  /** Runs the plan in order, each fault at its time or as soon as the one before is over. */
+  async run(plan: PlannedFault[], startedAt: number) {
+    for (const fault of plan) {
+      const wait = startedAt + fault.atMs - Date.now();
+      if (wait > 0) await sleep(wait);
+      const began = Date.now();
+      const detail = await this[fault.kind]();
+      const record = {
+        ...fault,
+        startedMs: began - startedAt,
+        tookMs: Date.now() - began,
+        detail,
+      };
+      this.records.push(record);
+      this.deps.log(
+        `fault ${fault.kind} at +${(record.startedMs / 1000).toFixed(1)} s (${record.tookMs} ms): ${detail}`,
+      );
+    }
+  }
+
+  /** SIGKILL a worker that has jobs in hand (waiting up to 3 s for one), then start another. */
+  private async "kill-worker"(): Promise<string> {
+    const { cluster } = this.deps;
+    let busy: { member: Member; jobs: number }[] = [];
+    const deadline = Date.now() + 3000;
+    while (busy.length === 0 && Date.now() < deadline) {
+      busy = await workersWithActiveJobs(this.queues, cluster).catch(() => []);
+      if (busy.length === 0) await sleep(50);
+    }
+    const victim = busy.length > 0 ? this.rng.pick(busy) : undefined;
+    const member = victim?.member ?? this.rng.pick(cluster.workers);
+    await cluster.kill(member);
+    const replacement = await cluster.startWorker();
+    return `SIGKILL ${member.name} (pid ${member.child.pid}) with ${victim?.jobs ?? 0} active job(s); started ${replacement.name}`;
+  }
+
+  /** SIGKILL an API process with requests in flight (waiting up to 3 s for some), start another. */
+  private async "kill-api"(): Promise<string> {
+    const { cluster } = this.deps;
+    const member =
+      (await until(() => {
+        const busy = cluster.apis.filter((m) => m.inFlight > 0);
+        return busy.length > 0 ? this.rng.pick(busy) : undefined;
+      }, 3000)) ?? this.rng.pick(cluster.apis);
+    const inFlight = member.inFlight;
+    await cluster.kill(member);
+    const replacement = await cluster.startApi();
+    return `SIGKILL ${member.name} (pid ${member.child.pid}) with ${inFlight} request(s) in flight; started ${replacement.name} at ${replacement.baseUrl}`;
+  }
+
+  /** What a FLUSHDB does to us: every key under the prefix deleted (SCAN + DEL, never FLUSHDB). */
+  private async "wipe-redis"(): Promise<string> {
+    const deleted = await deleteKeysUnder(this.deps.redis, this.deps.prefix);
+    return `deleted ${deleted} key(s) under ${this.deps.prefix}`;
+  }
+
+  /**
+   * pg_ctlcluster … restart (fast shutdown: sessions are terminated). While it runs every API
+   * is probed every 100 ms and must answer 503 `unavailable` or a definite answer, never a 500;
+   * afterwards each must report ready again by itself, without a restart of the process.
+   */
+  private async "restart-postgres"(): Promise<string> {
+    const { cluster, defects } = this.deps;
+    const outage: PostgresOutage = { probes: {}, recoveredMs: {} };
+    this.outages.push(outage);
+    const began = Date.now();
+    let restarting = true;
+    const probing = (async () => {
+      while (restarting) {
+        await Promise.all(
+          cluster.apis.map(async (api) => {
+            let label: string;
+            try {
+              const res = await fetch(`${api.baseUrl}/v1/accounts/${this.deps.probeAccount}`, {
+                headers: { authorization: `Bearer ${SERVICE}` },
+                signal: AbortSignal.timeout(3000),
+              });
+              const text = await res.text();
+              label = String(res.status);
+              if (res.status >= 500 && !(res.status === 503 && text.includes('"unavailable"'))) {
+                defects.push(
+                  `${api.name} answered ${res.status} during the Postgres restart: ${text}`,
+                );
+              }
+            } catch (error) {
+              label = `network ${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name}`;
+            }
+            outage.probes[label] = (outage.probes[label] ?? 0) + 1;
+          }),
+        );
+        await sleep(100);
+      }
+    })();
+    const version = readdirSync("/etc/postgresql")[0]!;
+    try {
+      await run("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", "restart"]);
+    } finally {
+      restarting = false;
+      await probing;
+    }
+    const restartMs = Date.now() - began;
+    await Promise.all(
+      cluster.apis.map(async (api) => {
+        const deadline = Date.now() + 30_000;
+        while (Date.now() < deadline) {
+          const ok = await fetch(`${api.baseUrl}/readyz`, { signal: AbortSignal.timeout(3000) })
+            .then((r) => r.status === 200)
+            .catch(() => false);
+          if (ok) {
+            outage.recoveredMs[api.name] = Date.now() - began;
+            return;
+          }
+          await sleep(100);
+        }
+        defects.push(`${api.name} still not ready 30 s after the Postgres restart`);
+      }),
+    );
+    return `restart took ${restartMs} ms; probes ${JSON.stringify(outage.probes)}; ready again after ${JSON.stringify(outage.recoveredMs)} ms`;
+  }
+}

@@ -5,7 +5,13 @@ import { type Env, EnvError, parseEnv } from "./env.ts";
 import { seedDemo } from "./ledger/seed.ts";
 import { formatReport, verifyLedger } from "./ledger/verify.ts";
 import { createLogger, type Logger } from "./logger.ts";
-import { checkPostgres, connectRedis, redact, StartupError } from "./process/connections.ts";
+import {
+  checkPostgres,
+  connectRedis,
+  redact,
+  redisEvictionWarning,
+  StartupError,
+} from "./process/connections.ts";
 import type { RunningServer } from "./process/server.ts";
 import type { Producer } from "./workers/producer.ts";
 import type { RunningWorkers } from "./workers/worker.ts";
@@ -49,7 +55,9 @@ async function seed({ env, logger }: Context) {
 async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
   const { env, logger } = ctx;
   await checkPostgres(env.DATABASE_URL);
-  const redis = parts.api ? await connectRedis(env.REDIS_URL) : undefined;
+  const redis = await connectRedis(env.REDIS_URL);
+  const evicting = await redisEvictionWarning(redis);
+  if (evicting) logger.warn(evicting);
   const handle = createDb(env.DATABASE_URL, { max: env.HOLDFAST_DB_POOL_MAX });
   let producer: Producer | undefined;
   let server: RunningServer | undefined;
@@ -61,10 +69,10 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
     stopDepth?.();
     await producer?.close();
     await handle.close();
-    redis?.disconnect();
+    redis.disconnect();
   };
   try {
-    if (redis) {
+    if (parts.api) {
       // Loaded here, so that migrate and verify do not pay for BullMQ and the dashboard.
       const [{ connectProducer }, { collectQueueDepth }, { scheduleHold }, { startServer }, ui] =
         await Promise.all([

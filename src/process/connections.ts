@@ -57,3 +57,20 @@ export async function connectRedis(url: string, options: RedisOptions = {}): Pro
   }
   return redis;
 }
+
+/**
+ * BullMQ needs `maxmemory-policy noeviction`: an evicting Redis drops jobs silently. The sweep
+ * would rebuild them from Postgres, but late, so this is worth a warning at start. Managed
+ * Redis services may refuse CONFIG; then nothing can be said.
+ */
+export async function redisEvictionWarning(redis: Redis): Promise<string | undefined> {
+  try {
+    const reply = (await redis.config("GET", "maxmemory-policy")) as string[];
+    const policy = reply[1];
+    return policy && policy !== "noeviction"
+      ? `Redis maxmemory-policy is ${policy}: BullMQ needs noeviction, or jobs can be evicted (see README, Production notes)`
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}

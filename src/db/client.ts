@@ -33,6 +33,11 @@ export function createDb(
     // a connection lost during that read (a Postgres restart) is an unhandled rejection, which
     // ends the process. holdfast passes no arrays (sets go as jsonb), so it needs no types.
     fetch_types: false,
+    // postgres.js's default backoff between reconnects grows to 20 s over a few failures, and
+    // it counts failures across the pool: after an outage of a few seconds, requests waited on
+    // a connection asleep for up to 20 s, though Postgres was back. At most 1 s (with jitter)
+    // keeps an outage's requests failing fast (503) and ends the wait soon after it.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1) * (0.5 + Math.random() / 2),
     onnotice: () => {},
     connection: {
       application_name: options.application ?? "holdfast",

@@ -20,9 +20,19 @@ const CONNECTION_ERRORS = new Set([
 ]);
 
 /**
+ * A deadlock victim (40P01) or a serialization failure (40001): Postgres rolled the transaction
+ * back whole, and running it again is safe and will most likely succeed.
+ */
+export function isTransientConflict(error: unknown): boolean {
+  const code = pgErrorCode(error);
+  return code === "40P01" || code === "40001";
+}
+
+/**
  * True when the database could not be reached or went away mid-request: a connection error,
  * the server shutting down or starting up (57P*), a connection exception (08*), or a bounded
- * wait running out (lock or statement timeout). These become 503 unavailable, not 500.
+ * wait running out (lock or statement timeout), or a deadlock or serialization failure that
+ * outlasted the write path's retries. These become 503 unavailable (retry), not 500.
  */
 export function isUnavailable(error: unknown): boolean {
   const code = pgErrorCode(error);
@@ -32,6 +42,7 @@ export function isUnavailable(error: unknown): boolean {
     code.startsWith("08") ||
     code.startsWith("57P") ||
     code === "55P03" ||
+    isTransientConflict(error) ||
     code === "57014" ||
     code === "53300"
   );

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database, Tx } from "../db/client.ts";
-import { pgErrorCode } from "../db/errors.ts";
+import { isTransientConflict, pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import type { Role } from "./context.ts";
@@ -153,6 +153,25 @@ export interface BatchOptions {
   maxSize: number;
 }
 
+/** Runs of a command that Postgres aborted as a deadlock victim, after the first. */
+const CONFLICT_RETRIES = 2;
+
+/**
+ * Applies one command in its own transaction. A deadlock victim (or a serialization failure)
+ * was rolled back whole, idempotency key included, so it is simply run again: a release that
+ * met a worker's batched settles on the same account must not answer 500. Found by the chaos
+ * run (test/chaos).
+ */
+async function applyAlone(db: Database, command: WriteCommand): Promise<WriteOutcome> {
+  for (let retry = 0; ; retry++) {
+    try {
+      return (await applyWrites(db, [command]))[0]!;
+    } catch (error) {
+      if (!isTransientConflict(error) || retry >= CONFLICT_RETRIES) throw error;
+    }
+  }
+}
+
 /**
  * The in-process micro-batcher of DESIGN.md section 7: concurrent atomic commands are
  * gathered for at most `windowMs` and applied by applyWrites in one transaction, so the
@@ -167,16 +186,15 @@ export function createWritePath(db: Database, options: BatchOptions) {
         const outcomes = await applyWrites(db, commands);
         return outcomes.map((value) => ({ status: "fulfilled", value }));
       } catch (error) {
-        if (commands.length === 1) return [{ status: "rejected", reason: error }];
-        return Promise.allSettled(commands.map(async (c) => (await applyWrites(db, [c]))[0]!));
+        if (commands.length === 1 && !isTransientConflict(error))
+          return [{ status: "rejected", reason: error }];
+        return Promise.allSettled(commands.map((c) => applyAlone(db, c)));
       }
     },
     { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
   );
   return (command: WriteCommand): Promise<WriteOutcome> =>
-    command.atomic && options.windowMs > 0
-      ? batcher.submit(command)
-      : applyWrites(db, [command]).then((o) => o[0]!);
+    command.atomic && options.windowMs > 0 ? batcher.submit(command) : applyAlone(db, command);
 }
 
 export type WritePath = ReturnType<typeof createWritePath>;

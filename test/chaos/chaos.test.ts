@@ -149,7 +149,16 @@ describe("chaos", () => {
         `fault plan: ${plan.map((f) => `${f.kind} at +${(f.atMs / 1000).toFixed(1)} s`).join(", ")}`,
       );
       faults = new Faults(
-        { cluster: c, redis, prefix, probeAccount: accounts[0]!, defects, log },
+        {
+          cluster: c,
+          redis,
+          prefix,
+          probeAccount: accounts[0]!,
+          db: db.db,
+          fulfilmentRequests: () => fulfilment!.stats.requests,
+          defects,
+          log,
+        },
         rng.fork("fault-choices"),
       );
       const runStart = Date.now();
@@ -223,6 +232,8 @@ describe("chaos", () => {
     }
 
     problems.push(...model.violations, ...defects);
+    // An API must answer, 503 at worst, while Postgres restarts; hanging is not an answer.
+    for (const t of stats.timeouts) problems.push(`no answer within 20 s: ${t}`);
     if (cluster) {
       problems.push(...cluster.unexpectedExits);
       for (const e of cluster.errors)

@@ -2,7 +2,10 @@ import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { promisify } from "node:util";
 import { Queue } from "bullmq";
+import { sql } from "drizzle-orm";
 import type { Redis } from "ioredis";
+import type { Database } from "../../src/db/client.ts";
+import { SWEEP_SCHEDULER_ID } from "../../src/workers/keep-sweep-scheduled.ts";
 import { QUEUE_NAMES } from "../../src/workers/queues.ts";
 import { SERVICE } from "../helpers/app.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
@@ -58,6 +61,9 @@ export interface FaultDeps {
   prefix: string;
   /** An account id to read while Postgres restarts. */
   probeAccount: string;
+  db: Database;
+  /** How many requests the fulfilment webhook has had: grows while workers work. */
+  fulfilmentRequests: () => number;
   defects: string[];
   log: (line: string) => void;
 }
@@ -102,6 +108,7 @@ export class Faults {
   readonly records: FaultRecord[] = [];
   readonly outages: PostgresOutage[] = [];
   private readonly queues: Queue[];
+  private readonly sweep: Queue;
 
   constructor(
     private readonly deps: FaultDeps,
@@ -110,11 +117,45 @@ export class Faults {
     this.queues = [QUEUE_NAMES.fulfil, QUEUE_NAMES.expire].map(
       (name) => new Queue(name, { connection: { url: REDIS_URL }, prefix: deps.prefix }),
     );
-    for (const q of this.queues) q.on("error", () => {});
+    this.sweep = new Queue(QUEUE_NAMES.sweep, {
+      connection: { url: REDIS_URL },
+      prefix: deps.prefix,
+    });
+    for (const q of [...this.queues, this.sweep]) q.on("error", () => {});
   }
 
   async close() {
-    await Promise.all(this.queues.map((q) => q.close().catch(() => {})));
+    await Promise.all([...this.queues, this.sweep].map((q) => q.close().catch(() => {})));
+  }
+
+  /**
+   * After a fault the system must go on by itself: within 20 s the workers call the webhook
+   * again and a hold is resolved (by a worker or a client) after the fault ended.
+   */
+  private async progress(kind: FaultKind, since: number): Promise<string> {
+    const calls = this.deps.fulfilmentRequests();
+    const deadline = Date.now() + 20_000;
+    let webhookMs: number | undefined;
+    let resolvedMs: number | undefined;
+    while (Date.now() < deadline && (webhookMs === undefined || resolvedMs === undefined)) {
+      if (webhookMs === undefined && this.deps.fulfilmentRequests() > calls)
+        webhookMs = Date.now() - since;
+      if (resolvedMs === undefined) {
+        const [row] = await this.deps.db
+          .execute<{ n: number }>(
+            sql`SELECT count(*)::int AS n FROM holds WHERE resolved_at > to_timestamp(${since / 1000})`,
+          )
+          .catch(() => [{ n: 0 }]);
+        if ((row?.n ?? 0) > 0) resolvedMs = Date.now() - since;
+      }
+      await sleep(100);
+    }
+    if (webhookMs === undefined || resolvedMs === undefined) {
+      this.deps.defects.push(
+        `no progress within 20 s after ${kind}: webhook called ${webhookMs !== undefined}, hold resolved ${resolvedMs !== undefined}`,
+      );
+    }
+    return `progress: webhook after ${webhookMs ?? "-"} ms, a hold resolved after ${resolvedMs ?? "-"} ms`;
   }
 
   /** Runs the plan in order, each fault at its time or as soon as the one before is over. */
@@ -123,7 +164,8 @@ export class Faults {
       const wait = startedAt + fault.atMs - Date.now();
       if (wait > 0) await sleep(wait);
       const began = Date.now();
-      const detail = await this[fault.kind]();
+      const what = await this[fault.kind]();
+      const detail = `${what}; ${await this.progress(fault.kind, Date.now())}`;
       const record = {
         ...fault,
         startedMs: began - startedAt,
@@ -170,7 +212,16 @@ export class Faults {
   /** What a FLUSHDB does to us: every key under the prefix deleted (SCAN + DEL, never FLUSHDB). */
   private async "wipe-redis"(): Promise<string> {
     const deleted = await deleteKeysUnder(this.deps.redis, this.deps.prefix);
-    return `deleted ${deleted} key(s) under ${this.deps.prefix}`;
+    const began = Date.now();
+    // The workers notice the sweep's scheduler is gone and recreate it (every second here).
+    let back = false;
+    while (!back && Date.now() - began < 15_000) {
+      back = (await this.sweep.getJobScheduler(SWEEP_SCHEDULER_ID).catch(() => undefined)) != null;
+      if (!back) await sleep(100);
+    }
+    if (!back)
+      this.deps.defects.push("the sweep's job scheduler was not recreated within 15 s of the wipe");
+    return `deleted ${deleted} key(s) under ${this.deps.prefix}; sweep scheduler back after ${Date.now() - began} ms`;
   }
 
   /**

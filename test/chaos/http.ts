@@ -33,6 +33,8 @@ export interface HttpStats {
   otherServerErrors: number;
   /** Operations that got no definite answer within their retry budget. */
   gaveUp: number;
+  /** Attempts that had no answer within ATTEMPT_TIMEOUT_MS: an API that hangs instead of 503. */
+  timeouts: string[];
 }
 
 export const newHttpStats = (): HttpStats => ({
@@ -43,13 +45,16 @@ export const newHttpStats = (): HttpStats => ({
   networkErrors: {},
   otherServerErrors: 0,
   gaveUp: 0,
+  timeouts: [],
 });
 
 const ATTEMPT_TIMEOUT_MS = 20_000;
 
 function causeOf(error: unknown): string {
-  const e = error as { name?: string; code?: string; cause?: { code?: string; name?: string } };
-  return e.cause?.code ?? e.code ?? e.cause?.name ?? e.name ?? "unknown";
+  const e = error as { name?: string; code?: unknown; cause?: { code?: unknown; name?: string } };
+  if (e.name === "TimeoutError") return "TimeoutError";
+  const code = e.cause?.code ?? e.code;
+  return typeof code === "string" ? code : (e.cause?.name ?? e.name ?? "unknown");
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,8 +147,12 @@ export class ChaosHttp {
       } catch (error) {
         const cause = causeOf(error);
         this.stats.networkErrors[cause] = (this.stats.networkErrors[cause] ?? 0) + 1;
-        if (cause === "TimeoutError")
+        if (cause === "TimeoutError") {
+          this.stats.timeouts.push(
+            `${request.method} ${request.path} on ${api.name} at ${new Date().toISOString()}`,
+          );
           this.log(`${request.method} ${request.path} on ${api.name} timed out; retrying`);
+        }
       } finally {
         api.inFlight--;
       }

@@ -39,7 +39,8 @@ export function formatSummary(s: SummaryInput): string {
   lines.push(
     `http: ${s.http.requests} requests, ${s.http.retries} retries, ${s.http.unavailable} × 503 unavailable, ` +
       `${s.http.keyInUse} × 409 idempotency_key_in_use, ${s.http.otherServerErrors} other 5xx, ` +
-      `network errors ${JSON.stringify(s.http.networkErrors)}, gave up ${s.http.gaveUp}`,
+      `network errors ${JSON.stringify(s.http.networkErrors)}, ` +
+      `${s.http.timeouts.length} attempts without an answer in 20 s, gave up ${s.http.gaveUp}`,
   );
   lines.push(`faults (${s.faults.length}):`);
   for (const f of s.faults)
@@ -51,14 +52,17 @@ export function formatSummary(s: SummaryInput): string {
       `${s.fulfilment.redelivered} holds asked more than once, ${s.fulfilment.badSignatures} bad signatures`,
   );
   const errorsByMsg: Record<string, number> = {};
+  const examples = new Map<string, string>();
   for (const e of s.cluster.errors) {
     const key = `${e.member.replace(/-\d+$/, "")}: ${e.msg.slice(0, 80)}`;
     errorsByMsg[key] = (errorsByMsg[key] ?? 0) + 1;
+    if (!examples.has(key)) examples.set(key, e.line.slice(0, 400));
   }
   lines.push(
     `processes: ${s.cluster.members.map((m) => m.name).join(", ")}; start retries ${s.cluster.startFailures.length}; ` +
       `error-level log lines ${JSON.stringify(errorsByMsg)}`,
   );
+  for (const [key, line] of examples) lines.push(`  e.g. ${key}: ${line}`);
   lines.push(
     `reads: ${s.model.reads} balance reads, ${s.model.accountsSeen} account bodies checked, ${s.model.terminalSeen.size} terminal holds seen`,
   );

@@ -1,6 +1,7 @@
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
 import { guardTransactions } from "./guard-transactions.ts";
+import { prepareByDefault } from "./prepare-by-default.ts";
 import * as schema from "./schema/index.ts";
 
 export type Database = PostgresJsDatabase<typeof schema>;
@@ -49,7 +50,8 @@ export function createDb(
     },
   });
   sql.options.parsers[20] = parseInt8;
-  guardTransactions(sql);
+  prepareByDefault(sql);
+  guardTransactions(sql, prepareByDefault);
   const db = drizzle(sql, { schema });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }

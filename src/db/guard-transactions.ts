@@ -18,9 +18,10 @@ type Scope = (sql: any) => unknown;
  * CONNECTION_CLOSED, which callers see as 503 unavailable. So the callback's promise is
  * swapped for one that never settles; with nothing referring to it, it is garbage.
  */
-function holdIfLost(scope: Scope): Scope {
+function holdIfLost(scope: Scope, eachScope: (sql: unknown) => void): Scope {
   return (sql) => {
-    guardSavepoints(sql);
+    eachScope(sql);
+    guardSavepoints(sql, eachScope);
     let result: unknown;
     try {
       result = scope(sql);
@@ -37,20 +38,27 @@ function holdIfLost(scope: Scope): Scope {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the transaction's sql, which has savepoint
-function guardSavepoints(sql: any) {
+function guardSavepoints(sql: any, eachScope: (sql: unknown) => void) {
   const savepoint = sql.savepoint;
   if (typeof savepoint !== "function") return;
   sql.savepoint = (name: unknown, fn?: Scope) =>
     typeof name === "function"
-      ? savepoint(holdIfLost(name as Scope))
-      : savepoint(name, holdIfLost(fn!));
+      ? savepoint(holdIfLost(name as Scope, eachScope))
+      : savepoint(name, holdIfLost(fn!, eachScope));
 }
 
-/** Wraps `sql.begin` (what drizzle's db.transaction calls) so that a lost connection is never written to. */
-export function guardTransactions(sql: postgres.Sql): void {
+/**
+ * Wraps `sql.begin` (what drizzle's db.transaction calls) so that a lost connection is never
+ * written to. `eachScope` is applied to the `sql` of every transaction and savepoint, which
+ * postgres.js creates afresh for each.
+ */
+export function guardTransactions(
+  sql: postgres.Sql,
+  eachScope: (sql: unknown) => void = () => {},
+): void {
   const begin = sql.begin.bind(sql) as (...args: unknown[]) => Promise<unknown>;
   (sql as { begin: unknown }).begin = (options: unknown, fn?: Scope) =>
     typeof options === "function"
-      ? begin(holdIfLost(options as Scope))
-      : begin(options, holdIfLost(fn!));
+      ? begin(holdIfLost(options as Scope, eachScope))
+      : begin(options, holdIfLost(fn!, eachScope));
 }

@@ -74,14 +74,19 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
   try {
     if (parts.api) {
       // Loaded here, so that migrate and verify do not pay for BullMQ and the dashboard.
-      const [{ connectProducer }, { collectQueueDepth }, { scheduleHold }, { startServer }, ui] =
-        await Promise.all([
-          import("./workers/producer.ts"),
-          import("./workers/collect-queue-depth.ts"),
-          import("./workers/schedule-hold.ts"),
-          import("./process/server.ts"),
-          import("./http/dashboard.ts"),
-        ]);
+      const [
+        { connectProducer },
+        { collectQueueDepth },
+        { batchedScheduler },
+        { startServer },
+        ui,
+      ] = await Promise.all([
+        import("./workers/producer.ts"),
+        import("./workers/collect-queue-depth.ts"),
+        import("./workers/schedule-hold.ts"),
+        import("./process/server.ts"),
+        import("./http/dashboard.ts"),
+      ]);
       producer = await connectProducer(env.REDIS_URL, env.HOLDFAST_QUEUE_PREFIX);
       const { queues } = producer;
       stopDepth = collectQueueDepth(queues.all);
@@ -92,7 +97,7 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
           redis,
           env,
           logger,
-          holdPlaced: (hold) => scheduleHold(queues, hold, { fulfilment }),
+          holdPlaced: batchedScheduler(queues, { fulfilment }),
         },
         [ui.dashboard(queues.all)],
       );

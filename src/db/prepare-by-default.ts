@@ -1,5 +1,3 @@
-import type postgres from "postgres";
-
 /**
  * Makes every parameterised query of `sql` a named prepared statement, cached per connection.
  *

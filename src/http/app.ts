@@ -1,7 +1,6 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
 import { isUnavailable } from "../db/errors.ts";
@@ -9,6 +8,7 @@ import { isDomainError } from "../ledger/errors.ts";
 import { httpDuration } from "../metrics.ts";
 import { accountRoutes } from "./accounts/routes.ts";
 import { authenticate } from "./auth.ts";
+import { limitBody } from "./body-limit.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { holdRoutes } from "./holds/routes.ts";
@@ -97,14 +97,11 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
   });
   app.use(
     "/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new HttpError(
-          "payload_too_large",
-          `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
-        );
-      },
+    limitBody(MAX_BODY_BYTES, () => {
+      throw new HttpError(
+        "payload_too_large",
+        `request bodies are limited to ${MAX_BODY_BYTES} bytes`,
+      );
     }),
   );
   app.use("/v1/*", authenticate());

@@ -5,17 +5,24 @@ import { HttpError } from "./problem.ts";
 
 const digest = (value: string) => createHash("sha256").update(value).digest();
 
-/** Compares digests, so neither the length nor the content of a token leaks through timing. */
-function tokenMatches(given: string, expected: string): boolean {
-  return timingSafeEqual(digest(given), digest(expected));
-}
+/** The configured tokens' digests, computed once: a process has two. */
+const expectedDigests = new Map<string, Buffer>();
+const expectedDigest = (token: string) => {
+  const known = expectedDigests.get(token);
+  if (known) return known;
+  const d = digest(token);
+  expectedDigests.set(token, d);
+  return d;
+};
 
+/** Compares digests, so neither the length nor the content of a token leaks through timing. */
 export function roleForToken(
   token: string,
   tokens: { admin: string; service: string },
 ): Role | undefined {
-  const admin = tokenMatches(token, tokens.admin);
-  const service = tokenMatches(token, tokens.service);
+  const given = digest(token);
+  const admin = timingSafeEqual(given, expectedDigest(tokens.admin));
+  const service = timingSafeEqual(given, expectedDigest(tokens.service));
   return admin ? "admin" : service ? "service" : undefined;
 }
 

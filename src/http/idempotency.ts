@@ -5,9 +5,11 @@ import type { Database, Tx } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
 import type { AppEnv } from "./context.ts";
 import { HttpError } from "./problem.ts";
-import { type Sent, send } from "./respond.ts";
+import { type Rendered, type Sent, send } from "./respond.ts";
 
 export const IDEMPOTENCY_KEY = /^[\x20-\x7E]{1,255}$/;
+/** The header that marks a replayed response. */
+export const REPLAYED = { "Idempotent-Replayed": "true" } as const;
 /** Replays are guaranteed for this long; the purge removes older keys. */
 export const IDEMPOTENCY_RETENTION_HOURS = 24;
 
@@ -36,9 +38,26 @@ function requestHash(c: Context<AppEnv>, body: unknown): string {
  */
 export async function idempotent(
   c: Context<AppEnv>,
-  options: { required: boolean; status: number; body: unknown; batch?: string },
+  options: IdempotentOptions,
   effect: (tx: Tx) => Promise<unknown>,
 ): Promise<Sent> {
+  const { rendered, replayed } = await idempotentOutcome(c, options, effect);
+  return send(c, rendered, replayed ? REPLAYED : {});
+}
+
+export interface IdempotentOptions {
+  required: boolean;
+  status: number;
+  body: unknown;
+  batch?: string;
+}
+
+/** idempotent() without the sending: the response to send, and whether it is a replay. */
+export async function idempotentOutcome(
+  c: Context<AppEnv>,
+  options: IdempotentOptions,
+  effect: (tx: Tx) => Promise<unknown>,
+): Promise<{ rendered: Rendered; replayed: boolean }> {
   const key = c.req.header("idempotency-key");
   if (key === undefined && options.required) {
     throw new HttpError("idempotency_key_required", "this request needs an Idempotency-Key header");
@@ -59,14 +78,14 @@ export async function idempotent(
     requestId: c.get("requestId"),
     effect,
   });
-  if (outcome.kind === "fresh") return send(c, outcome.response);
+  if (outcome.kind === "fresh") return { rendered: outcome.response, replayed: false };
   if (outcome.hash !== hash) {
     throw new HttpError(
       "idempotency_key_reused",
       "this Idempotency-Key was used for a different request",
     );
   }
-  return send(c, outcome.response, { "Idempotent-Replayed": "true" });
+  return { rendered: outcome.response, replayed: true };
 }
 
 /** Deletes keys older than the retention period; safe to run from any number of processes. */

@@ -4,7 +4,8 @@ import { purgeIdempotencyKeys } from "../http/idempotency.ts";
 import type { Logger } from "../logger.ts";
 import { pendingHolds } from "../reservations/list-holds.ts";
 import { expireOverdueHolds } from "../reservations/release-hold.ts";
-import { expireJob, fulfilJob, type HoldQueues, parsePayload, SweepJobData } from "./queues.ts";
+import { type HoldQueues, parsePayload, SweepJobData } from "./queues.ts";
+import { scheduleHolds } from "./schedule-hold.ts";
 
 const BATCH = 500;
 
@@ -50,15 +51,7 @@ export async function sweepHolds(deps: SweepDeps): Promise<SweepResult> {
   for (;;) {
     const page = await pendingHolds(deps.db, batch, after);
     if (page.length === 0) break;
-    const now = Date.now();
-    await Promise.all([
-      deps.queues.expire.addBulk(page.map((hold) => expireJob(hold, now))),
-      deps.fulfilment
-        ? deps.queues.fulfil.addBulk(
-            page.map((hold) => fulfilJob(hold, { retryBaseMs: deps.retryBaseMs }, now)),
-          )
-        : undefined,
-    ]);
+    await scheduleHolds(deps.queues, page, deps);
     rescheduled += page.length;
     if (page.length < batch) break;
     after = page[page.length - 1];

@@ -8,7 +8,7 @@ import { releaseHold } from "../../reservations/release-hold.ts";
 import { settleHold } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
 import type { AppEnv } from "../context.ts";
-import { idempotent } from "../idempotency.ts";
+import { idempotent, idempotentOutcome, REPLAYED } from "../idempotency.ts";
 import { render, send } from "../respond.ts";
 import {
   Account,
@@ -153,21 +153,21 @@ const list = createRoute({
 export const holdRoutes = new OpenAPIHono<AppEnv>()
   .openapi(purchase, async (c) => {
     const body = c.req.valid("json");
-    const response = await idempotent(
+    const { rendered, replayed } = await idempotentOutcome(
       c,
       { required: true, status: 201, body, batch: body.accountId },
       (tx) => placeHold(tx, body),
     );
     const { holdPlaced, logger } = c.get("deps");
-    if (response.status === 201 && holdPlaced) {
+    if (rendered.status === 201 && holdPlaced) {
       // After commit, and on replays too: a duplicate enqueue is a no-op, and a replay heals
       // a first attempt whose enqueue failed. If Redis is down the sweep enqueues later.
-      const { hold } = JSON.parse(await response.clone().text()) as { hold: Hold };
+      const { hold } = JSON.parse(rendered.body) as { hold: Hold };
       await holdPlaced(hold).catch((err) =>
         logger.warn({ err, holdId: hold.id }, "could not enqueue hold jobs; the sweep will"),
       );
     }
-    return response;
+    return send(c, rendered, replayed ? REPLAYED : {});
   })
   .openapi(get, async (c) =>
     send(c, render(200, await getHold(c.get("deps").db, c.req.valid("param").id))),

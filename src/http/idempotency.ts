@@ -6,6 +6,7 @@ import { idempotencyKeys } from "../db/schema/index.ts";
 import type { AppEnv } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, type Sent, send } from "./respond.ts";
+import type { Many } from "./write-path.ts";
 
 export const IDEMPOTENCY_KEY = /^[\x20-\x7E]{1,255}$/;
 /** The header that marks a replayed response. */
@@ -50,6 +51,8 @@ export interface IdempotentOptions {
   status: number;
   body: unknown;
   batch?: string;
+  /** With `batch`: the verb and input that apply this request together with its batch-mates. */
+  many?: Many;
 }
 
 /** idempotent() without the sending: the response to send, and whether it is a replay. */
@@ -74,6 +77,7 @@ export async function idempotentOutcome(
     key: key === undefined ? undefined : { role: c.get("role"), key, hash },
     order: options.batch ?? "",
     atomic: options.batch !== undefined,
+    many: options.many,
     status: options.status,
     requestId: c.get("requestId"),
     effect,

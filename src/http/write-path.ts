@@ -23,6 +23,20 @@ export interface WriteCommand {
    * savepoint. Other effects run alone, inside a savepoint.
    */
   atomic: boolean;
+  /**
+   * For a command whose verb can apply many inputs in one statement (placeHolds): a batch of
+   * such commands makes one call of `verb` instead of one `effect` each.
+   */
+  many?: Many | undefined;
+}
+
+/** Applies many inputs in one statement; answers, in order, a value or the DomainError that refused each. */
+// biome-ignore lint/suspicious/noExplicitAny: each verb has its own input type
+export type ManyVerb = (tx: Tx, inputs: any[]) => Promise<unknown[]>;
+
+export interface Many {
+  verb: ManyVerb;
+  input: unknown;
 }
 
 export type WriteOutcome =
@@ -99,14 +113,9 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
             leaderOf[index] === index && (!item.key || claimed.has(keyId(item.key))),
         )
         .map(({ item, index }) => ({ command: item, index }));
-      const rendered = await Promise.all(
-        toRun.map(({ command }) =>
-          renderOutcome(command.requestId, command.status, () =>
-            command.atomic
-              ? command.effect(tx)
-              : tx.transaction((savepoint) => command.effect(savepoint)),
-          ),
-        ),
+      const rendered = await runEffects(
+        tx,
+        toRun.map(({ command }) => command),
       );
       const fresh = new Map<number, Rendered>(toRun.map(({ index }, i) => [index, rendered[i]!]));
 
@@ -147,6 +156,39 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
   }
 }
 
+/**
+ * The commands' effects, rendered in order. Commands that share a ManyVerb (a batch of them
+ * always does) make one call of it; the others are issued together and pipelined on the
+ * transaction's connection, in the order given (lock order).
+ */
+async function runEffects(tx: Tx, commands: WriteCommand[]): Promise<Rendered[]> {
+  const verb = commands[0]?.many?.verb;
+  if (commands.length > 1 && verb && commands.every((c) => c.many?.verb === verb)) {
+    const results = await verb(
+      tx,
+      commands.map((c) => c.many!.input),
+    );
+    return Promise.all(
+      commands.map((command, i) =>
+        renderOutcome(command.requestId, command.status, async () => {
+          const result = results[i];
+          if (result instanceof Error) throw result;
+          return result;
+        }),
+      ),
+    );
+  }
+  return Promise.all(
+    commands.map((command) =>
+      renderOutcome(command.requestId, command.status, () =>
+        command.atomic
+          ? command.effect(tx)
+          : tx.transaction((savepoint) => command.effect(savepoint)),
+      ),
+    ),
+  );
+}
+
 export interface BatchOptions {
   /** How long the first command of a batch waits for company; 0 disables batching. */
   windowMs: number;
@@ -180,21 +222,34 @@ async function applyAlone(db: Database, command: WriteCommand): Promise<WriteOut
  * trouble is never its batch-mates' error.
  */
 export function createWritePath(db: Database, options: BatchOptions) {
-  const batcher = new MicroBatcher<WriteCommand, WriteOutcome>(
-    async (commands) => {
-      try {
-        const outcomes = await applyWrites(db, commands);
-        return outcomes.map((value) => ({ status: "fulfilled", value }));
-      } catch (error) {
-        if (commands.length === 1 && !isTransientConflict(error))
-          return [{ status: "rejected", reason: error }];
-        return Promise.allSettled(commands.map((c) => applyAlone(db, c)));
-      }
-    },
-    { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
-  );
+  const newBatcher = () =>
+    new MicroBatcher<WriteCommand, WriteOutcome>(
+      async (commands) => {
+        try {
+          const outcomes = await applyWrites(db, commands);
+          return outcomes.map((value) => ({ status: "fulfilled", value }));
+        } catch (error) {
+          if (commands.length === 1 && !isTransientConflict(error))
+            return [{ status: "rejected", reason: error }];
+          return Promise.allSettled(commands.map((c) => applyAlone(db, c)));
+        }
+      },
+      { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
+    );
+  // One batcher per ManyVerb, so that its batches are all of a kind and make one statement.
+  const batchers = new Map<ManyVerb | undefined, ReturnType<typeof newBatcher>>();
+  const batcherFor = (verb: ManyVerb | undefined) => {
+    let batcher = batchers.get(verb);
+    if (!batcher) {
+      batcher = newBatcher();
+      batchers.set(verb, batcher);
+    }
+    return batcher;
+  };
   return (command: WriteCommand): Promise<WriteOutcome> =>
-    command.atomic && options.windowMs > 0 ? batcher.submit(command) : applyAlone(db, command);
+    command.atomic && options.windowMs > 0
+      ? batcherFor(command.many?.verb).submit(command)
+      : applyAlone(db, command);
 }
 
 export type WritePath = ReturnType<typeof createWritePath>;

@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { type Account, type AccountRow, getAccount, toAccount } from "../ledger/account.ts";
+import { type Account, toAccount } from "../ledger/account.ts";
 import { DomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
-import { jsonParam } from "../ledger/rows.ts";
+import { toIso } from "../ledger/rows.ts";
 import { holdsPlaced } from "../metrics.ts";
-import { HOLD_COLUMNS, type Hold, type HoldRow, toHold } from "./hold.ts";
+import type { Hold } from "./hold.ts";
 
 export const DEFAULT_HOLD_SECONDS = 900;
 export const MAX_HOLD_SECONDS = 604_800;
@@ -24,54 +24,89 @@ export interface PlacedHold {
   account: Account;
 }
 
-type PlacedRow = HoldRow & {
-  a_id: string;
-  a_settled: number;
-  a_held: number;
-  a_metadata: AccountRow["metadata"];
-  a_created_at: string;
+type PlacedRow = {
+  o_i: number;
+  /** Null when the account does not exist (or is not a user account). */
+  o_accepted: boolean | null;
+  o_free_before: number | null;
+  o_settled: number;
+  o_held_after: number;
+  o_account_metadata: Record<string, unknown> | null;
+  o_account_created_at: string;
+  o_expires_at: string;
+  o_created_at: string;
+  o_hold_metadata: Record<string, unknown> | null;
 };
 
 /**
- * Reserves coins in one statement: the account UPDATE's WHERE is the decision
- * (available ≥ amount), taken under the row lock, and the hold is inserted only if it passed.
- * Two purchases racing for the last coins queue on the row lock; the second re-checks against
- * the first's result, so they cannot both succeed, whatever process they come from.
+ * Reserves coins for many purchases in ONE statement, and answers, in input order, each
+ * purchase's hold or the refusal it met (insufficient_funds, account_not_found).
+ *
+ * holdfast_place_holds (drizzle/0003) takes the decisions under the accounts' row locks: each
+ * account's purchases are decided one after the other, in input order, as if applied
+ * serially, and each answer shows the account as its purchase left it. Two requests racing
+ * for the last coins, in one batch or in two processes, cannot both succeed: the second is
+ * decided after the first, on the first's result.
  */
+export async function placeHolds(
+  db: Db,
+  inputs: PlaceHoldInput[],
+): Promise<(PlacedHold | DomainError)[]> {
+  const commands = inputs.map((input, i) => ({
+    i,
+    id: newId(),
+    account_id: input.accountId,
+    amount: input.amount,
+    order_id: input.orderId ?? null,
+    description: input.description ?? null,
+    metadata: input.metadata ?? null,
+    seconds: input.expiresInSeconds ?? DEFAULT_HOLD_SECONDS,
+  }));
+  const rows = await db.execute<PlacedRow>(
+    sql`SELECT * FROM holdfast_place_holds(${JSON.stringify(commands)}::jsonb) ORDER BY o_i`,
+  );
+  return rows.map((row, index): PlacedHold | DomainError => {
+    const input = inputs[index]!;
+    const command = commands[index]!;
+    if (row.o_accepted === null) {
+      return new DomainError("account_not_found", `account ${input.accountId} does not exist`);
+    }
+    if (!row.o_accepted) {
+      return new DomainError(
+        "insufficient_funds",
+        `account ${input.accountId} has ${row.o_free_before} coins available, ${input.amount} needed`,
+      );
+    }
+    holdsPlaced.inc();
+    return {
+      hold: {
+        id: command.id,
+        accountId: input.accountId,
+        amount: input.amount,
+        status: "pending",
+        settledAmount: null,
+        orderId: command.order_id,
+        description: command.description,
+        metadata: row.o_hold_metadata,
+        reason: null,
+        expiresAt: toIso(row.o_expires_at),
+        createdAt: toIso(row.o_created_at),
+        resolvedAt: null,
+      },
+      account: toAccount({
+        id: input.accountId,
+        settled: row.o_settled,
+        held: row.o_held_after,
+        metadata: row.o_account_metadata,
+        created_at: row.o_account_created_at,
+      }),
+    };
+  });
+}
+
+/** One purchase: placeHolds of one, with its refusal thrown. */
 export async function placeHold(db: Db, input: PlaceHoldInput): Promise<PlacedHold> {
-  const seconds = input.expiresInSeconds ?? DEFAULT_HOLD_SECONDS;
-  const rows = await db.execute<PlacedRow>(sql`
-    WITH a AS (
-      UPDATE accounts SET held = held + ${input.amount}
-       WHERE id = ${input.accountId} AND kind = 'user' AND settled - held >= ${input.amount}
-      RETURNING id, settled, held, metadata, created_at
-    ), h AS (
-      INSERT INTO holds (id, account_id, amount, order_id, description, metadata, expires_at)
-      SELECT ${newId()}, a.id, ${input.amount}, ${input.orderId ?? null}, ${input.description ?? null},
-             ${jsonParam(input.metadata)}::jsonb, now() + make_interval(secs => ${seconds})
-        FROM a
-      RETURNING ${HOLD_COLUMNS}
-    )
-    SELECT h.*, a.id AS a_id, a.settled AS a_settled, a.held AS a_held,
-           a.metadata AS a_metadata, a.created_at AS a_created_at
-      FROM h, a`);
-  const row = rows[0];
-  if (!row) {
-    const account = await getAccount(db, input.accountId);
-    throw new DomainError(
-      "insufficient_funds",
-      `account ${input.accountId} has ${account.available} coins available, ${input.amount} needed`,
-    );
-  }
-  holdsPlaced.inc();
-  return {
-    hold: toHold(row),
-    account: toAccount({
-      id: row.a_id,
-      settled: row.a_settled,
-      held: row.a_held,
-      metadata: row.a_metadata,
-      created_at: row.a_created_at,
-    }),
-  };
+  const [result] = await placeHolds(db, [input]);
+  if (result instanceof DomainError) throw result;
+  return result!;
 }

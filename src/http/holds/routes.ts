@@ -3,7 +3,7 @@ import { HOLD_STATUSES } from "../../db/schema/index.ts";
 import { decodeCursor } from "../../ledger/cursor.ts";
 import { getHold, type Hold } from "../../reservations/hold.ts";
 import { listHolds } from "../../reservations/list-holds.ts";
-import { MAX_HOLD_SECONDS, placeHold } from "../../reservations/place-hold.ts";
+import { MAX_HOLD_SECONDS, placeHold, placeHolds } from "../../reservations/place-hold.ts";
 import { releaseHold } from "../../reservations/release-hold.ts";
 import { settleHold } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
@@ -155,7 +155,13 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
     const body = c.req.valid("json");
     const { rendered, replayed } = await idempotentOutcome(
       c,
-      { required: true, status: 201, body, batch: body.accountId },
+      {
+        required: true,
+        status: 201,
+        body,
+        batch: body.accountId,
+        many: { verb: placeHolds, input: body },
+      },
       (tx) => placeHold(tx, body),
     );
     const { holdPlaced, logger } = c.get("deps");

@@ -30,16 +30,14 @@ function environment(config: BenchConfig, env: HoldfastEnv): NodeJS.ProcessEnv {
   };
 }
 
-/** Node options of a holdfast process: with BENCH_PROFILE, a CPU profile written on exit. */
+/**
+ * Node options of a holdfast process: with BENCH_PROFILE, CPU profiles written on exit to
+ * results/<scenario>-<command>/, one per thread (tsx's loader runs in a thread of its own; a
+ * fixed file name made its profile overwrite the main thread's).
+ */
 function nodeArgs(config: BenchConfig, command: string, scenario: string): string[] {
   if (!config.profile) return [CLI, command];
-  return [
-    "--cpu-prof",
-    `--cpu-prof-dir=${RESULTS}`,
-    `--cpu-prof-name=${scenario}-${command}.cpuprofile`,
-    CLI,
-    command,
-  ];
+  return ["--cpu-prof", `--cpu-prof-dir=${RESULTS}/${scenario}-${command}`, CLI, command];
 }
 
 export interface RunningApi {

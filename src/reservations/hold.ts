@@ -60,6 +60,15 @@ export async function findHold(db: Db, id: string): Promise<Hold | undefined> {
   return rows[0] && toHold(rows[0]);
 }
 
+/** Many holds by id in one query, in the order asked; undefined for an id with no hold. */
+export async function findHolds(db: Db, ids: string[]): Promise<(Hold | undefined)[]> {
+  const rows = await db.execute<HoldRow>(
+    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id IN (SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid)`,
+  );
+  const byId = new Map(rows.map((row) => [row.id, toHold(row)]));
+  return ids.map((id) => byId.get(id));
+}
+
 export async function getHold(db: Db, id: string): Promise<Hold> {
   const hold = await findHold(db, id);
   if (!hold) throw new DomainError("hold_not_found", `hold ${id} does not exist`);

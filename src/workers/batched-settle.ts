@@ -1,6 +1,6 @@
 import type { Database } from "../db/client.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
-import type { Hold } from "../reservations/hold.ts";
+import { findHolds, type Hold } from "../reservations/hold.ts";
 import { type BatchedSettle, settleHolds } from "../reservations/settle-hold.ts";
 
 /**
@@ -22,4 +22,16 @@ export function batchedSettle(db: Database): (input: BatchedSettle) => Promise<H
     { maxSize: 100, windowMs: 2, concurrency: 2 },
   );
   return (input) => batcher.submit(input);
+}
+
+/**
+ * Hold look-ups from concurrent fulfil jobs gathered for at most 1 ms into one query, so that
+ * a worker with many jobs in flight does not pay a round trip to Postgres for each.
+ */
+export function batchedFind(db: Database): (holdId: string) => Promise<Hold | undefined> {
+  const batcher = new MicroBatcher<string, Hold | undefined>(
+    async (ids) => (await findHolds(db, ids)).map((value) => ({ status: "fulfilled", value })),
+    { maxSize: 100, windowMs: 1, concurrency: 2 },
+  );
+  return (holdId) => batcher.submit(holdId);
 }

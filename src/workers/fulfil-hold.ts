@@ -65,12 +65,15 @@ export function fulfilHoldProcessor(deps: {
   logger: Logger;
   /** How a successful answer settles the hold; the worker passes a batched settle. */
   settle?: (input: BatchedSettle) => Promise<Hold>;
+  /** How the hold is read; the worker passes a batched look-up. */
+  find?: (holdId: string) => Promise<Hold | undefined>;
 }) {
   const { db, fulfilment, logger } = deps;
   const settle = deps.settle ?? ((input: BatchedSettle) => settleHold(db, input));
+  const find = deps.find ?? ((holdId: string) => findHold(db, holdId));
   return async (job: Pick<Job, "data">): Promise<FulfilResult> => {
     const { holdId } = parsePayload(HoldJobData, job.data);
-    const hold = await findHold(db, holdId);
+    const hold = await find(holdId);
     if (!hold) return { outcome: "skipped", why: "missing" };
     if (hold.status !== "pending") return { outcome: "skipped", why: hold.status };
     // Past the deadline the hold belongs to the expire job: asking for fulfilment now could
@@ -83,7 +86,7 @@ export function fulfilHoldProcessor(deps: {
         settle({ holdId, accountId: hold.accountId, amount: settleAmount(answer.body, hold) }),
       );
       if (!settled) {
-        const now = await findHold(db, holdId);
+        const now = await find(holdId);
         logger.warn(
           { holdId, status: now?.status },
           "fulfilment succeeded but the hold was already resolved",

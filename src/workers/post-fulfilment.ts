@@ -1,4 +1,5 @@
 import { createHmac } from "node:crypto";
+import { request } from "undici";
 import type { Hold } from "../reservations/hold.ts";
 
 export const FULFILMENT_TIMEOUT_MS = 10_000;
@@ -25,20 +26,17 @@ export function fulfilmentSignature(secret: string, body: string, now = Date.now
   return `t=${t},v1=${v1}`;
 }
 
-async function readBounded(response: Response): Promise<string | undefined> {
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
+/** The body as text, or undefined when it is longer than MAX_RESPONSE_BYTES (then not read on). */
+async function readBounded(body: AsyncIterable<Buffer> & { destroy(): void }) {
+  const chunks: Buffer[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
     if (size > MAX_RESPONSE_BYTES) {
-      await reader.cancel().catch(() => {});
+      body.destroy();
       return undefined;
     }
-    chunks.push(value);
+    chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
 }
@@ -65,19 +63,20 @@ export async function postFulfilment(
     "Idempotency-Key": hold.id,
   };
   if (config.secret) headers["Holdfast-Signature"] = fulfilmentSignature(config.secret, body);
-  const response = await fetch(config.url, {
+  // undici's request rather than fetch: no web streams, Request and Response objects per call
+  // (fetch was a third of a worker's CPU). Redirects are not followed: a 3xx is retried.
+  const response = await request(config.url, {
     method: "POST",
     headers,
     body,
-    redirect: "manual",
     signal: AbortSignal.timeout(config.timeoutMs ?? FULFILMENT_TIMEOUT_MS),
   });
-  const text = await readBounded(response);
+  const text = await readBounded(response.body);
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
     parsed = undefined;
   }
-  return { status: response.status, body: parsed };
+  return { status: response.statusCode, body: parsed };
 }

@@ -4,7 +4,7 @@ import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
 import { connectRedis } from "../process/connections.ts";
-import { batchedSettle } from "./batched-settle.ts";
+import { batchedFind, batchedSettle } from "./batched-settle.ts";
 import { expireJobProcessor } from "./expire-job.ts";
 import { fulfilHoldProcessor } from "./fulfil-hold.ts";
 import { keepSweepScheduled } from "./keep-sweep-scheduled.ts";
@@ -99,7 +99,13 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     workers.push(
       new Worker(
         QUEUE_NAMES.fulfil,
-        fulfilHoldProcessor({ db, fulfilment, logger, settle: batchedSettle(db) }),
+        fulfilHoldProcessor({
+          db,
+          fulfilment,
+          logger,
+          settle: batchedSettle(db),
+          find: batchedFind(db),
+        }),
         // Mostly waiting on the webhook: many jobs in flight, their settles batched.
         { ...common, concurrency: FULFIL_CONCURRENCY },
       ),

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getAccount } from "../../src/ledger/account.ts";
-import { getHold } from "../../src/reservations/hold.ts";
+import { findHolds, getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import {
   expireHold,
@@ -166,5 +166,16 @@ describe("holds", () => {
     expect(results.map(outcome)).toEqual([30, 25, "hold_not_pending", "amount_exceeds_hold"]);
     expect(await getAccount(t.db, a)).toMatchObject({ settled: 75, held: 0 });
     expect(await getAccount(t.db, b)).toMatchObject({ settled: 70, held: 20 });
+  });
+});
+
+describe("findHolds", () => {
+  it("reads many holds in one query, in the order asked, undefined for a missing one", async () => {
+    const id = await fundedAccount(t.db, "find-many", 10);
+    const a = await placeHold(t.db, { accountId: id, amount: 1 });
+    const b = await placeHold(t.db, { accountId: id, amount: 2 });
+    const ghost = "01234567-89ab-7def-8123-456789abcdef";
+    const found = await findHolds(t.db, [b.hold.id, ghost, a.hold.id, b.hold.id]);
+    expect(found).toEqual([b.hold, undefined, a.hold, b.hold]);
   });
 });

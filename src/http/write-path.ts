@@ -91,12 +91,17 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         for (const r of rows) claimed.add(keyId(r));
         const missing = keyed.filter((k) => !claimed.has(keyId(k)));
         if (missing.length > 0) {
+          // Index look-ups by = ANY: a join with the set could be planned, and the plan kept
+          // by the prepared statement, as a scan of the whole table. The two roles cross the
+          // keys; only the pairs asked for are kept.
+          const asked = new Set(missing.map(keyId));
           const found = await tx.execute<StoredRow>(sql`
-            SELECT i.role, i.key, i.request_hash, i.response_status, i.response_body
-              FROM idempotency_keys i
-              JOIN jsonb_to_recordset(${JSON.stringify(missing)}::jsonb) AS k(role text, key text)
-                ON i.role = k.role AND i.key = k.key`);
+            SELECT role, key, request_hash, response_status, response_body
+              FROM idempotency_keys
+             WHERE role = ANY (ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify([...new Set(missing.map((k) => k.role))])}::jsonb)))
+               AND key = ANY (ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(missing.map((k) => k.key))}::jsonb)))`);
           for (const r of found) {
+            if (!asked.has(keyId(r))) continue;
             stored.set(keyId(r), {
               kind: "stored",
               hash: r.request_hash,
@@ -127,10 +132,16 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
           body: fresh.get(index)!.body,
         }));
       if (completed.length > 0) {
+        // Every key is there (claimed above), so each row takes the DO UPDATE, found through the
+        // unique index. An UPDATE … FROM the set was planned as a hash join over a scan of the
+        // whole table once its prepared statement's plan was kept: O(keys stored) per batch.
         await tx.execute(sql`
-          UPDATE idempotency_keys i SET response_status = k.status, response_body = k.body
-            FROM jsonb_to_recordset(${JSON.stringify(completed)}::jsonb) AS k(role text, key text, status int, body text)
-           WHERE i.role = k.role AND i.key = k.key`);
+          INSERT INTO idempotency_keys (role, key, request_hash, response_status, response_body)
+          SELECT role, key, hash, status, body
+            FROM jsonb_to_recordset(${JSON.stringify(completed)}::jsonb)
+                 AS k(role text, key text, hash text, status int, body text)
+          ON CONFLICT (role, key) DO UPDATE
+             SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body`);
       }
       return commands.map((command, index): WriteOutcome => {
         const own = fresh.get(index);

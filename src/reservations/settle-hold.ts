@@ -5,7 +5,7 @@ import { DomainError, isDomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
 import { post } from "../ledger/post-transaction.ts";
 import { holdsSettled } from "../metrics.ts";
-import { getHold, type Hold, notPending } from "./hold.ts";
+import { findHold, findHolds, type Hold, notPending } from "./hold.ts";
 
 export interface SettleInput {
   holdId: string;
@@ -14,11 +14,11 @@ export interface SettleInput {
 }
 
 /**
- * Captures a pending hold: one statement flips the hold to `settled` (only if it is still
- * pending) and posts the debit user → @revenue, so the status change and its ledger effect
- * commit together and a hold can be settled once. Settling a settled hold again returns it.
+ * The settle itself: one statement flips the hold to `settled` (only if it is still pending
+ * and the amount fits) and posts the debit user → @revenue, so the status change and its
+ * ledger effect commit together and a hold can be settled once. True if it settled.
  */
-export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
+async function postSettle(db: Db, input: SettleInput): Promise<boolean> {
   const transactionId = newId();
   const amount = input.amount ?? null;
   const posted = await post(
@@ -33,20 +33,31 @@ export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
         src AS (SELECT account_id, -settled_amount AS delta, amount AS release_held, id AS hold_id FROM h)`,
     { transactionId, kind: "purchase", counterparty: "@revenue" },
   );
-  const hold = await getHold(db, input.holdId);
-  if (posted) {
-    holdsSettled.inc();
-    return hold;
-  }
-  if (hold.status === "settled") return hold;
+  if (posted) holdsSettled.inc();
+  return posted !== undefined;
+}
+
+/** The answer to a settle, given whether it posted and the hold as it is now. */
+function settleOutcome(input: SettleInput, posted: boolean, hold: Hold | undefined): Hold {
+  if (!hold) throw new DomainError("hold_not_found", `hold ${input.holdId} does not exist`);
+  if (posted || hold.status === "settled") return hold;
   if (hold.status !== "pending") throw notPending(hold, "settled");
-  if (amount !== null && amount > hold.amount) {
+  if (input.amount !== undefined && input.amount > hold.amount) {
     throw new DomainError(
       "amount_exceeds_hold",
-      `cannot settle ${amount} on a hold of ${hold.amount}`,
+      `cannot settle ${input.amount} on a hold of ${hold.amount}`,
     );
   }
   throw new Error(`hold ${hold.id} is pending but could not be settled`);
+}
+
+/**
+ * Captures a pending hold, fully or partly (the rest is freed). Settling a settled hold again
+ * returns it.
+ */
+export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
+  const posted = await postSettle(db, input);
+  return settleOutcome(input, posted, await findHold(db, input.holdId));
 }
 
 export type BatchedSettle = SettleInput & { accountId: string };
@@ -63,12 +74,20 @@ export async function settleHolds(
 ): Promise<PromiseSettledResult<Hold>[]> {
   const order = inLockOrder(inputs, (input) => input.accountId);
   return db.transaction(async (tx) => {
-    const settled = await Promise.allSettled(order.map(({ item }) => settleHold(tx, item)));
-    const failure = settled.find((r) => r.status === "rejected" && !isDomainError(r.reason));
-    if (failure) throw (failure as PromiseRejectedResult).reason;
+    const posted = await Promise.all(order.map(({ item }) => postSettle(tx, item)));
+    // The holds as the settles left them, in one read.
+    const holds = await findHolds(
+      tx,
+      order.map(({ item }) => item.holdId),
+    );
     const results: PromiseSettledResult<Hold>[] = new Array(inputs.length);
-    order.forEach(({ index }, i) => {
-      results[index] = settled[i]!;
+    order.forEach(({ item, index }, i) => {
+      try {
+        results[index] = { status: "fulfilled", value: settleOutcome(item, posted[i]!, holds[i]) };
+      } catch (error) {
+        if (!isDomainError(error)) throw error;
+        results[index] = { status: "rejected", reason: error };
+      }
     });
     return results;
   });

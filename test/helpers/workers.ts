@@ -129,14 +129,17 @@ export async function startFulfilmentStub(
 
 /** Deletes every key under `prefix`: what a FLUSHDB does to a queue that owns only its prefix. */
 export async function deleteKeysUnder(redis: Redis, prefix: string): Promise<number> {
-  let cursor = "0";
-  let deleted = 0;
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) deleted += await redis.del(...keys);
-  } while (cursor !== "0");
-  return deleted;
+  // One script, so the deletion is atomic as FLUSHDB is. A SCAN + DEL loop let a job added
+  // meanwhile (the sweep re-adds every 300 ms here) keep its hash while its queue lists went:
+  // a job no list holds, which re-adds under the same id then skip, so its hold waited for
+  // its deadline. Redis can only do that to BullMQ by evicting keys (see the README).
+  return (await redis.eval(
+    `local keys = redis.call('KEYS', ARGV[1])
+     for i = 1, #keys, 5000 do redis.call('DEL', unpack(keys, i, math.min(i + 4999, #keys))) end
+     return #keys`,
+    0,
+    `${prefix}:*`,
+  )) as number;
 }
 
 /** Removes a test's queues from Redis and closes them. */

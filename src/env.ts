@@ -22,6 +22,7 @@ export const EnvSchema = z.object({
   HOLDFAST_BATCH_WINDOW_MS: z.coerce.number().min(0).max(50).default(1),
   HOLDFAST_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   HOLDFAST_QUEUE_PREFIX: z.string().min(1).default("{holdfast}"),
+  HOLDFAST_FULFIL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(100),
   LOG_LEVEL: LogLevel.default("info"),
 });
 

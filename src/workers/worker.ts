@@ -25,7 +25,6 @@ import { sweepJobProcessor } from "./sweep-holds.ts";
 export const LOCK_DURATION_MS = 5_000;
 export const STALLED_INTERVAL_MS = 2_500;
 const MAX_STALLED_COUNT = 2;
-const FULFIL_CONCURRENCY = 50;
 
 export interface WorkerTuning {
   /** Fulfilment webhook timeout, 10 s by default. */
@@ -40,7 +39,11 @@ export interface StartWorkersOptions {
   db: Database;
   env: Pick<
     Env,
-    "FULFILMENT_URL" | "FULFILMENT_SECRET" | "HOLDFAST_SWEEP_INTERVAL_MS" | "HOLDFAST_QUEUE_PREFIX"
+    | "FULFILMENT_URL"
+    | "FULFILMENT_SECRET"
+    | "HOLDFAST_SWEEP_INTERVAL_MS"
+    | "HOLDFAST_QUEUE_PREFIX"
+    | "HOLDFAST_FULFIL_CONCURRENCY"
   >;
   logger: Logger;
   redisUrl: string;
@@ -107,7 +110,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
           find: batchedFind(db),
         }),
         // Mostly waiting on the webhook: many jobs in flight, their settles batched.
-        { ...common, concurrency: FULFIL_CONCURRENCY },
+        { ...common, concurrency: env.HOLDFAST_FULFIL_CONCURRENCY },
       ),
     );
   }

@@ -183,6 +183,7 @@ describe("holdfast refuses to start, in one line", () => {
     ["REDIS_URL", "not-a-url", "serve"],
     ["DATABASE_URL", "not a url", "verify"],
     ["HOLDFAST_SWEEP_INTERVAL_MS", "5", "verify"],
+    ["HOLDFAST_FULFIL_CONCURRENCY", "0", "worker"],
     ["LOG_LEVEL", "loud", "migrate"],
     ["HOLDFAST_ADMIN_TOKEN", "short", "serve"],
   ])("%s=%s: %s exits 1 naming the variable", async (variable, value, command) => {

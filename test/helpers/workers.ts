@@ -3,22 +3,20 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
-import type { Env } from "../../src/env.ts";
 import type { HoldQueues } from "../../src/workers/queues.ts";
+import type { StartWorkersOptions } from "../../src/workers/worker.ts";
 
 /** A private BullMQ prefix, hash-tagged like the production one. */
 export const testPrefix = () => `{hf-test-${randomUUID()}}`;
 
-export type WorkerEnv = Pick<
-  Env,
-  "FULFILMENT_URL" | "FULFILMENT_SECRET" | "HOLDFAST_SWEEP_INTERVAL_MS" | "HOLDFAST_QUEUE_PREFIX"
->;
+export type WorkerEnv = StartWorkersOptions["env"];
 
 export const workerEnv = (overrides: Partial<WorkerEnv> = {}): WorkerEnv => ({
   FULFILMENT_URL: undefined,
   FULFILMENT_SECRET: undefined,
   HOLDFAST_SWEEP_INTERVAL_MS: 60_000,
   HOLDFAST_QUEUE_PREFIX: testPrefix(),
+  HOLDFAST_FULFIL_CONCURRENCY: 50,
   ...overrides,
 });
 

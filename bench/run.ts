@@ -102,6 +102,15 @@ async function main(): Promise<void> {
     settlements: settle,
     holdsSpread: await attempt("holds spread", () => holdPlacements(ctx, "spread")),
     holdsHot: await attempt("holds hot", () => holdPlacements(ctx, "hot")),
+    // The same spread load with the micro-batcher off: what batching buys, in one run.
+    holdsSpreadUnbatched: target.own
+      ? await attempt("holds spread unbatched", () =>
+          holdPlacements(ctx, "spread", {
+            name: "batching off",
+            env: { HOLDFAST_BATCH_WINDOW_MS: "0" },
+          }),
+        )
+      : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
     ceilingSpread: await attempt("ceiling spread", () => ceiling(ctx, "spread")),
     ceilingHot: await attempt("ceiling hot", () => ceiling(ctx, "hot")),
     httpLimit: await attempt("HTTP limit", () => httpLimit(ctx)),

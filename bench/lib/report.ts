@@ -14,6 +14,7 @@ export type Outcome<T> =
 export interface Runs {
   holdsSpread: Outcome<LoadResult>;
   holdsHot: Outcome<LoadResult>;
+  holdsSpreadUnbatched: Outcome<LoadResult>;
   ceilingSpread: Outcome<CeilingResult>;
   ceilingHot: Outcome<CeilingResult>;
   httpLimit: Outcome<LoadResult>;
@@ -98,6 +99,7 @@ export function formatReport(report: Report): string {
   const rows = [
     loadRow(`holds, spread over ${accounts} accounts`, runs.holdsSpread, ceilingSpread, httpLimit),
     loadRow("holds, one hot account", runs.holdsHot, ceilingHot, httpLimit),
+    loadRow("holds, spread, batching off", runs.holdsSpreadUnbatched, ceilingSpread, httpLimit),
     ceilingRow(`ceiling, spread (${pg})`, runs.ceilingSpread),
     ceilingRow(`ceiling, hot (${pg})`, runs.ceilingHot),
     loadRow("HTTP limit (bare node:http, 201)", runs.httpLimit, undefined, httpLimit),
@@ -134,6 +136,13 @@ export function formatReport(report: Report): string {
     formatTable(COLUMNS, rows),
     "",
   ];
+  const batched = value(runs.holdsSpread);
+  const unbatched = value(runs.holdsSpreadUnbatched);
+  if (batched && unbatched) {
+    lines.push(
+      `batching: spread holds ${ratio(batched.okPerSecond, unbatched.okPerSecond)} with the micro-batcher on (HOLDFAST_BATCH_WINDOW_MS 1) vs off (0)`,
+    );
+  }
   const small = value(runs.readsSmall);
   const large = value(runs.readsLarge);
   if (small && large) {
@@ -213,6 +222,7 @@ export function reportJson(report: Report) {
     scenarios: {
       holdsSpread: outcomeJson(runs.holdsSpread, loadJson),
       holdsHot: outcomeJson(runs.holdsHot, loadJson),
+      holdsSpreadUnbatched: outcomeJson(runs.holdsSpreadUnbatched, loadJson),
       ceilingSpread: outcomeJson(runs.ceilingSpread, ceiling),
       ceilingHot: outcomeJson(runs.ceilingHot, ceiling),
       httpLimit: outcomeJson(runs.httpLimit, loadJson),
@@ -233,6 +243,7 @@ export function reportJson(report: Report) {
       holdsHotVsCeiling: share(rate(runs.holdsHot), value(runs.ceilingHot)?.tps),
       holdsSpreadVsHttpLimit: share(rate(runs.holdsSpread), rate(runs.httpLimit)),
       holdsHotVsHttpLimit: share(rate(runs.holdsHot), rate(runs.httpLimit)),
+      batchedVsUnbatchedSpread: share(rate(runs.holdsSpread), rate(runs.holdsSpreadUnbatched)),
       readsLargeVsSmallP50: share(large?.latencyMs.p50, small?.latencyMs.p50),
       readsLargeVsSmallP99: share(large?.latencyMs.p99, small?.latencyMs.p99),
     },

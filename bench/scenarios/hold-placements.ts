@@ -12,10 +12,15 @@ const EXPIRES_IN_SECONDS = 604_800;
  * on a fresh `holdfast serve`. "spread" picks one of the funded accounts at random per request;
  * "hot" puts every hold on one account, so they all queue on its row lock.
  */
-export async function holdPlacements(ctx: BenchContext, spread: Spread): Promise<LoadResult> {
+export async function holdPlacements(
+  ctx: BenchContext,
+  spread: Spread,
+  variant?: { name: string; env: Record<string, string> },
+): Promise<LoadResult> {
   const { config, target, ids } = ctx;
   await quiesce(target);
-  const api = await target.api(`holds-${spread}`);
+  const name = variant ? `${spread}, ${variant.name}` : spread;
+  const api = await target.api(`holds-${spread}${variant ? "-variant" : ""}`, variant?.env);
   try {
     const body =
       spread === "hot"
@@ -39,9 +44,9 @@ export async function holdPlacements(ctx: BenchContext, spread: Spread): Promise
         },
         201,
       );
-    log(`holds (${spread}): warm-up ${config.warmupS}s`);
+    log(`holds (${name}): warm-up ${config.warmupS}s`);
     await load(config.warmupS);
-    log(`holds (${spread}): ${config.connections} connections for ${config.durationS}s`);
+    log(`holds (${name}): ${config.connections} connections for ${config.durationS}s`);
     return await load(config.durationS);
   } finally {
     await api.stop();

@@ -45,3 +45,15 @@ export async function createTestDatabase(options: { max?: number } = {}): Promis
     },
   };
 }
+
+/** Resolves once some backend of the database `sql` is on waits on a row lock. */
+export async function someoneWaitsOnALock(sql: postgres.Sql): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+    if (row!.n > 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error("nobody waited on a lock");
+}

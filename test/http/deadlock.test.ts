@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { someoneWaitsOnALock } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 
 let t: TestApp;
@@ -11,18 +12,6 @@ afterAll(async () => {
   await expectLedgerConsistent(t.db.db);
   await t.close();
 });
-
-/** Resolves once some backend of this database waits on a row lock. */
-async function someoneWaitsOnALock() {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await t.db.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-    if (row!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error("nobody waited on a lock");
-}
 
 // Found by the chaos run (test/chaos): a worker's batched settles lock an account and then the
 // next hold of that account, while a release locks its hold and then the account. When the
@@ -41,7 +30,7 @@ describe("a deadlock victim", () => {
         token: SERVICE,
         body: { reason: "deadlock test" },
       });
-      await someoneWaitsOnALock();
+      await someoneWaitsOnALock(t.db.sql);
       // The release holds the hold and waits for the account: this closes the cycle, until
       // Postgres aborts the release's transaction, which frees the hold for this one.
       await tx`UPDATE holds SET reason = reason WHERE id = ${hold.id}`;

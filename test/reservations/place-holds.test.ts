@@ -5,7 +5,7 @@ import { DomainError } from "../../src/ledger/errors.ts";
 import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold, placeHolds } from "../../src/reservations/place-hold.ts";
 import { releaseHold } from "../../src/reservations/release-hold.ts";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { createTestDatabase, someoneWaitsOnALock, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 
 let t: TestDatabase;
@@ -19,18 +19,6 @@ afterAll(async () => {
 
 const outcome = (r: unknown) =>
   r instanceof DomainError ? r.code : (r as { account: { held: number } }).account.held;
-
-/** Resolves once some backend of this database waits on a row lock. */
-async function someoneWaitsOnALock() {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await t.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-    if (row!.n > 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error("nobody waited on a lock");
-}
 
 describe("placeHolds: many purchases in one statement", () => {
   it("decides each account's purchases in input order, as if one after the other", async () => {
@@ -86,7 +74,7 @@ describe("placeHolds: many purchases in one statement", () => {
         { accountId: a, amount: 6 },
         { accountId: a, amount: 6 },
       ]);
-      await someoneWaitsOnALock();
+      await someoneWaitsOnALock(t.sql);
     });
     expect((await placing!).map(outcome)).toEqual([6, "insufficient_funds"]);
     expect(await getAccount(t.db, a)).toMatchObject({ settled: 10, held: 6, available: 4 });

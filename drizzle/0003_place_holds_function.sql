@@ -1,14 +1,16 @@
 -- Places the holds of many purchases in one statement (src/reservations/place-hold.ts).
 --
 -- `commands` is a JSON array of {i, id, account_id, amount, order_id, description, metadata,
--- seconds}. Accounts are locked in byte order of their ids, as every batch of the write path
--- locks them, so concurrent batches cannot deadlock. Each account's purchases are decided one
+-- seconds}. Accounts are locked in byte order of their ids (COLLATE "C"), as every batch of the
+-- write path locks them, so concurrent batches cannot deadlock: account ids are ASCII, so
+-- byte order is JavaScript's string order. FOR NO KEY UPDATE is the lock an UPDATE of
+-- `held` takes: it leaves foreign-key checks on the account free. Each account's purchases are decided one
 -- after the other in the order of `i`, as if applied serially: a purchase fits if it is at most
 -- what the account has available after the purchases before it that fitted. The account's
 -- `held` then grows once, by their sum, and the holds that fitted are inserted by one INSERT.
 --
 -- A function rather than one statement of CTEs: in READ COMMITTED every statement of a
--- function takes a new snapshot, so the UPDATE after the SELECT … FOR UPDATE sees the row
+-- function takes a new snapshot, so the UPDATE after the SELECT … FOR NO KEY UPDATE sees the row
 -- it locked. In a single statement, an UPDATE of a row that a concurrent transaction changed
 -- before the CTE's FOR UPDATE took it computes from the statement's older snapshot.
 --
@@ -54,7 +56,7 @@ BEGIN
       SELECT a.settled, a.held, a.metadata, a.created_at INTO acct
         FROM accounts a
        WHERE a.id = c.account_id AND a.kind = 'user'
-         FOR UPDATE;
+         FOR NO KEY UPDATE;
       found_account := FOUND;
       IF found_account THEN
         free := acct.settled - acct.held;

@@ -3,6 +3,7 @@ import type { Database, Tx } from "../db/client.ts";
 import { isTransientConflict, pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
+import { retryingConflicts } from "../db/retry-conflicts.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, renderOutcome } from "./respond.ts";
@@ -133,8 +134,8 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         }));
       if (completed.length > 0) {
         // Every key is there (claimed above), so each row takes the DO UPDATE, found through the
-        // unique index. An UPDATE … FROM the set was planned as a hash join over a scan of the
-        // whole table once its prepared statement's plan was kept: O(keys stored) per batch.
+        // unique index: no join with the set, which a prepared statement's kept plan could do
+        // by scanning the whole table.
         await tx.execute(sql`
           INSERT INTO idempotency_keys (role, key, request_hash, response_status, response_body)
           SELECT role, key, hash, status, body
@@ -179,6 +180,7 @@ async function runEffects(tx: Tx, commands: WriteCommand[]): Promise<Rendered[]>
       tx,
       commands.map((c) => c.many!.input),
     );
+    if (results.length !== commands.length) throw new Error("a batch verb answered short");
     return Promise.all(
       commands.map((command, i) =>
         renderOutcome(command.requestId, command.status, async () => {
@@ -206,24 +208,9 @@ export interface BatchOptions {
   maxSize: number;
 }
 
-/** Runs of a command that Postgres aborted as a deadlock victim, after the first. */
-const CONFLICT_RETRIES = 2;
-
-/**
- * Applies one command in its own transaction. A deadlock victim (or a serialization failure)
- * was rolled back whole, idempotency key included, so it is simply run again: a release that
- * met a worker's batched settles on the same account must not answer 500. Found by the chaos
- * run (test/chaos).
- */
-async function applyAlone(db: Database, command: WriteCommand): Promise<WriteOutcome> {
-  for (let retry = 0; ; retry++) {
-    try {
-      return (await applyWrites(db, [command]))[0]!;
-    } catch (error) {
-      if (!isTransientConflict(error) || retry >= CONFLICT_RETRIES) throw error;
-    }
-  }
-}
+/** Applies one command in its own transaction, run again if it was a deadlock victim. */
+const applyAlone = (db: Database, command: WriteCommand): Promise<WriteOutcome> =>
+  retryingConflicts(async () => (await applyWrites(db, [command]))[0]!);
 
 /**
  * The in-process micro-batcher of DESIGN.md section 7: concurrent atomic commands are

@@ -61,7 +61,9 @@ export async function findHold(db: Db, id: string): Promise<Hold | undefined> {
 }
 
 /** Many holds by id in one query, in the order asked; undefined for an id with no hold. */
-export async function findHolds(db: Db, ids: string[]): Promise<(Hold | undefined)[]> {
+export async function findHolds(db: Db, asked: string[]): Promise<(Hold | undefined)[]> {
+  // Postgres answers uuids in lower case; an id may be asked in upper case.
+  const ids = asked.map((id) => id.toLowerCase());
   const rows = await db.execute<HoldRow>(
     // = ANY of an array, not a join with the set: a prepared statement's generic plan could
     // join by scanning the whole table.

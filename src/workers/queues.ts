@@ -122,17 +122,3 @@ export function fulfilJob(
     },
   };
 }
-
-export async function enqueueExpire(queues: HoldQueues, hold: Pick<Hold, "id" | "expiresAt">) {
-  const job = expireJob(hold);
-  await queues.expire.add(job.name, job.data, job.opts);
-}
-
-export async function enqueueFulfil(
-  queues: HoldQueues,
-  hold: Pick<Hold, "id" | "expiresAt">,
-  options: { retryBaseMs?: number | undefined } = {},
-) {
-  const job = fulfilJob(hold, options);
-  await queues.fulfil.add(job.name, job.data, job.opts);
-}

@@ -31,8 +31,7 @@ export const cappedBackoff: BackoffStrategy = (attemptsMade, _type, _err, job) =
  * shortest delays jitter can draw, so the retries reach the deadline anyway.
  *
  * The delays double for at most 31 steps, then stay at the cap: those are counted one by one,
- * the rest by division. (Counting a week's deadline one capped delay at a time took 6,000
- * steps per hold, a fifth of a worker's CPU when the sweep re-enqueued a backlog.)
+ * the rest by division, since the sweep computes this for every pending hold.
  */
 export function attemptsUntil(deadline: number, now: number, baseMs: number): number {
   const remaining = deadline - now;

@@ -177,5 +177,6 @@ describe("findHolds", () => {
     const ghost = "01234567-89ab-7def-8123-456789abcdef";
     const found = await findHolds(t.db, [b.hold.id, ghost, a.hold.id, b.hold.id]);
     expect(found).toEqual([b.hold, undefined, a.hold, b.hold]);
+    expect(await findHolds(t.db, [a.hold.id.toUpperCase()])).toEqual([a.hold]);
   });
 });

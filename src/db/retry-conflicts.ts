@@ -18,3 +18,30 @@ export async function retryingConflicts<T>(transaction: () => Promise<T>): Promi
     }
   }
 }
+
+/**
+ * Applies `items` in one transaction with `apply`; if that fails as a whole (a deadlock with
+ * another batch, a lock timeout, a lost connection), applies each item alone, again if it was
+ * a deadlock victim, so that one item's trouble is never its batch-mates' error. `apply`
+ * answers one settlement per item, in order.
+ */
+export async function batchThenAlone<I, R>(
+  items: I[],
+  apply: (items: I[]) => Promise<PromiseSettledResult<R>[]>,
+): Promise<PromiseSettledResult<R>[]> {
+  try {
+    return await apply(items);
+  } catch (error) {
+    if (items.length === 1 && !isTransientConflict(error))
+      return [{ status: "rejected", reason: error }];
+    return Promise.all(
+      items.map(async (item) => {
+        try {
+          return (await retryingConflicts(() => apply([item])))[0]!;
+        } catch (reason) {
+          return { status: "rejected", reason } as const;
+        }
+      }),
+    );
+  }
+}

@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Database, Tx } from "../db/client.ts";
-import { isTransientConflict, pgErrorCode } from "../db/errors.ts";
+import { pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
-import { retryingConflicts } from "../db/retry-conflicts.ts";
+import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, renderOutcome } from "./respond.ts";
@@ -222,16 +222,10 @@ const applyAlone = (db: Database, command: WriteCommand): Promise<WriteOutcome> 
 export function createWritePath(db: Database, options: BatchOptions) {
   const newBatcher = () =>
     new MicroBatcher<WriteCommand, WriteOutcome>(
-      async (commands) => {
-        try {
-          const outcomes = await applyWrites(db, commands);
-          return outcomes.map((value) => ({ status: "fulfilled", value }));
-        } catch (error) {
-          if (commands.length === 1 && !isTransientConflict(error))
-            return [{ status: "rejected", reason: error }];
-          return Promise.allSettled(commands.map((c) => applyAlone(db, c)));
-        }
-      },
+      (commands) =>
+        batchThenAlone(commands, async (batch) =>
+          (await applyWrites(db, batch)).map((value) => ({ status: "fulfilled", value })),
+        ),
       { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
     );
   // One batcher per ManyVerb, so that its batches are all of a kind and make one statement.

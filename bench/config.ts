@@ -14,6 +14,8 @@ export interface BenchConfig {
   spreadAccounts: number;
   settleHolds: number;
   historyEntries: { small: number; large: number };
+  /** Scenario keys to run (BENCH_ONLY=settlements,holdsHot); undefined: all of them. */
+  only: Set<string> | undefined;
   /** Write a CPU profile of every holdfast process to bench/results/ (BENCH_PROFILE=1). */
   profile: boolean;
   /** HOLDFAST_DB_POOL_MAX for the processes the bench starts; unset: holdfast's default. */
@@ -60,6 +62,9 @@ export function loadConfig(): BenchConfig {
       small: integer("BENCH_HISTORY_SMALL", 1000),
       large: integer("BENCH_HISTORY_LARGE", 1_000_000),
     },
+    only: process.env.BENCH_ONLY
+      ? new Set(process.env.BENCH_ONLY.split(",").map((name) => name.trim()))
+      : undefined,
     profile: Boolean(process.env.BENCH_PROFILE && process.env.BENCH_PROFILE !== "0"),
     holdfastPoolMax: process.env.HOLDFAST_DB_POOL_MAX || undefined,
     url,

@@ -71,7 +71,7 @@ async function seed(ctx: BenchContext): Promise<void> {
   const { small, large } = config.historyEntries;
   log(`writing a history of ${small} entries`);
   await prepareAccounts(config, target, { ids: [ids.historySmall], credits: small, amount: 1 });
-  if (target.databaseUrl) {
+  if (target.databaseUrl && (!config.only || config.only.has("readsLarge"))) {
     log(`writing a history of ${large} entries`);
     await prepareAccounts(config, target, { ids: [ids.historyLarge], credits: large, amount: 1 });
   }
@@ -93,35 +93,51 @@ async function main(): Promise<void> {
     notes.push("BENCH_URL: the running instance is not restarted between scenarios");
     notes.push("the ceiling is measured on the Postgres server of BENCH_PG_URL");
   }
-  // Settlements run first: the worker's sweep would otherwise walk the tens of thousands of
-  // pending holds that the placement scenarios leave behind.
-  const settle = target.own
-    ? await attempt("settlements", () => settlements(ctx))
-    : skipped("needs a worker the bench starts (BENCH_URL is set)");
+  const run = async <K extends keyof Runs>(
+    key: K,
+    scenario: () => Runs[K] | Promise<Runs[K]>,
+  ): Promise<Runs[K]> =>
+    config.only && !config.only.has(key) ? skipped("not in BENCH_ONLY") : scenario();
   const runs: Runs = {
-    settlements: settle,
-    holdsSpread: await attempt("holds spread", () => holdPlacements(ctx, "spread")),
-    holdsHot: await attempt("holds hot", () => holdPlacements(ctx, "hot")),
-    // The same spread load with the micro-batcher off: what batching buys, in one run.
-    holdsSpreadUnbatched: target.own
-      ? await attempt("holds spread unbatched", () =>
-          holdPlacements(ctx, "spread", {
-            name: "batching off",
-            env: { HOLDFAST_BATCH_WINDOW_MS: "0" },
-          }),
-        )
-      : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
-    ceilingSpread: await attempt("ceiling spread", () => ceiling(ctx, "spread")),
-    ceilingHot: await attempt("ceiling hot", () => ceiling(ctx, "hot")),
-    httpLimit: await attempt("HTTP limit", () => httpLimit(ctx)),
-    readsSmall: await attempt("reads small", () =>
-      balanceReads(ctx, ctx.ids.historySmall, config.historyEntries.small),
+    // Settlements run first: the worker's sweep would otherwise walk the tens of thousands of
+    // pending holds that the placement scenarios leave behind.
+    settlements: await run("settlements", () =>
+      target.own
+        ? attempt("settlements", () => settlements(ctx))
+        : skipped("needs a worker the bench starts (BENCH_URL is set)"),
     ),
-    readsLarge: target.databaseUrl
-      ? await attempt("reads large", () =>
-          balanceReads(ctx, ctx.ids.historyLarge, config.historyEntries.large),
-        )
-      : skipped("a long history needs BENCH_DATABASE_URL"),
+    holdsSpread: await run("holdsSpread", () =>
+      attempt("holds spread", () => holdPlacements(ctx, "spread")),
+    ),
+    holdsHot: await run("holdsHot", () => attempt("holds hot", () => holdPlacements(ctx, "hot"))),
+    // The same spread load with the micro-batcher off: what batching buys, in one run.
+    holdsSpreadUnbatched: await run("holdsSpreadUnbatched", () =>
+      target.own
+        ? attempt("holds spread unbatched", () =>
+            holdPlacements(ctx, "spread", {
+              name: "batching off",
+              env: { HOLDFAST_BATCH_WINDOW_MS: "0" },
+            }),
+          )
+        : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
+    ),
+    ceilingSpread: await run("ceilingSpread", () =>
+      attempt("ceiling spread", () => ceiling(ctx, "spread")),
+    ),
+    ceilingHot: await run("ceilingHot", () => attempt("ceiling hot", () => ceiling(ctx, "hot"))),
+    httpLimit: await run("httpLimit", () => attempt("HTTP limit", () => httpLimit(ctx))),
+    readsSmall: await run("readsSmall", () =>
+      attempt("reads small", () =>
+        balanceReads(ctx, ctx.ids.historySmall, config.historyEntries.small),
+      ),
+    ),
+    readsLarge: await run("readsLarge", () =>
+      target.databaseUrl
+        ? attempt("reads large", () =>
+            balanceReads(ctx, ctx.ids.historyLarge, config.historyEntries.large),
+          )
+        : skipped("a long history needs BENCH_DATABASE_URL"),
+    ),
   };
 
   let verify: VerifyOutcome | undefined;

@@ -89,7 +89,7 @@ export async function settlements(ctx: BenchContext): Promise<SettlementResult> 
           break;
         }
         if (worker.process.exitCode !== null) throw new Error(`worker exited:\n${worker.output()}`);
-        await sleep(100);
+        await sleep(500);
       }
     } finally {
       await worker.stop();

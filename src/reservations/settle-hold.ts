@@ -1,11 +1,9 @@
 import { sql } from "drizzle-orm";
-import type { Database, Db } from "../db/client.ts";
-import { inLockOrder } from "../db/lock-order.ts";
-import { DomainError, isDomainError } from "../ledger/errors.ts";
+import type { Db } from "../db/client.ts";
+import { DomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
-import { post } from "../ledger/post-transaction.ts";
 import { holdsSettled } from "../metrics.ts";
-import { findHold, findHolds, type Hold, notPending } from "./hold.ts";
+import { type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
 
 export interface SettleInput {
   holdId: string;
@@ -13,29 +11,7 @@ export interface SettleInput {
   amount?: number | undefined;
 }
 
-/**
- * The settle itself: one statement flips the hold to `settled` (only if it is still pending
- * and the amount fits) and posts the debit user → @revenue, so the status change and its
- * ledger effect commit together and a hold can be settled once. True if it settled.
- */
-async function postSettle(db: Db, input: SettleInput): Promise<boolean> {
-  const transactionId = newId();
-  const amount = input.amount ?? null;
-  const posted = await post(
-    db,
-    sql`h AS (
-          UPDATE holds
-             SET status = 'settled', settled_amount = COALESCE(${amount}::int8, amount),
-                 transaction_id = ${transactionId}, resolved_at = now()
-           WHERE id = ${input.holdId} AND status = 'pending' AND COALESCE(${amount}::int8, amount) <= amount
-          RETURNING id, account_id, amount, settled_amount
-        ),
-        src AS (SELECT account_id, -settled_amount AS delta, amount AS release_held, id AS hold_id FROM h)`,
-    { transactionId, kind: "purchase", counterparty: "@revenue" },
-  );
-  if (posted) holdsSettled.inc();
-  return posted !== undefined;
-}
+type SettledRow = { o_i: number; o_posted: boolean; o_hold: HoldRow | null };
 
 /** The answer to a settle, given whether it posted and the hold as it is now. */
 function settleOutcome(input: SettleInput, posted: boolean, hold: Hold | undefined): Hold {
@@ -52,43 +28,44 @@ function settleOutcome(input: SettleInput, posted: boolean, hold: Hold | undefin
 }
 
 /**
- * Captures a pending hold, fully or partly (the rest is freed). Settling a settled hold again
- * returns it.
+ * Captures many pending holds, fully or partly (the rest of each is freed), in ONE statement,
+ * and answers, in input order, each hold as it is now or the refusal its settle met
+ * (hold_not_found, hold_not_pending, amount_exceeds_hold). A refused settle writes nothing, so
+ * it never fails its batch-mates. Settling a settled hold again returns it.
+ *
+ * holdfast_settle_holds (drizzle/0004) flips each hold to `settled` only if it is still
+ * pending, in the same statement as its debit user → @revenue, so a hold settles once and a
+ * settle racing a release or an expiry either wins whole or finds the hold resolved. It locks
+ * holds, then accounts, in a fixed order, so concurrent batches cannot deadlock.
  */
-export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
-  const posted = await postSettle(db, input);
-  return settleOutcome(input, posted, await findHold(db, input.holdId));
+export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold | DomainError)[]> {
+  const commands = inputs.map((input, i) => ({
+    i,
+    hold_id: input.holdId,
+    amount: input.amount ?? null,
+    transaction_id: newId(),
+  }));
+  const rows = await db.execute<SettledRow>(
+    sql`SELECT * FROM holdfast_settle_holds(${JSON.stringify(commands)}::jsonb)`,
+  );
+  return rows.map((row, index) => {
+    if (row.o_posted) holdsSettled.inc();
+    try {
+      return settleOutcome(
+        inputs[index]!,
+        row.o_posted,
+        row.o_hold ? toHold(row.o_hold) : undefined,
+      );
+    } catch (error) {
+      if (error instanceof DomainError) return error;
+      throw error;
+    }
+  });
 }
 
-export type BatchedSettle = SettleInput & { accountId: string };
-
-/**
- * Settles many holds in ONE transaction, one result per input, in order: the statements are
- * pipelined in account order (so two batches lock accounts in the same order), and a
- * refusal (hold_not_pending, amount_exceeds_hold) is that input's result alone, since a
- * refused settle writes nothing. Any other error aborts the transaction and is thrown.
- */
-export async function settleHolds(
-  db: Database,
-  inputs: BatchedSettle[],
-): Promise<PromiseSettledResult<Hold>[]> {
-  const order = inLockOrder(inputs, (input) => input.accountId);
-  return db.transaction(async (tx) => {
-    const posted = await Promise.all(order.map(({ item }) => postSettle(tx, item)));
-    // The holds as the settles left them, in one read.
-    const holds = await findHolds(
-      tx,
-      order.map(({ item }) => item.holdId),
-    );
-    const results: PromiseSettledResult<Hold>[] = new Array(inputs.length);
-    order.forEach(({ item, index }, i) => {
-      try {
-        results[index] = { status: "fulfilled", value: settleOutcome(item, posted[i]!, holds[i]) };
-      } catch (error) {
-        if (!isDomainError(error)) throw error;
-        results[index] = { status: "rejected", reason: error };
-      }
-    });
-    return results;
-  });
+/** One settle: settleHolds of one, with its refusal thrown. */
+export async function settleHold(db: Db, input: SettleInput): Promise<Hold> {
+  const [result] = await settleHolds(db, [input]);
+  if (result instanceof DomainError) throw result;
+  return result!;
 }

@@ -2,16 +2,23 @@ import type { Database } from "../db/client.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone } from "../db/retry-conflicts.ts";
 import { findHolds, type Hold } from "../reservations/hold.ts";
-import { type BatchedSettle, settleHolds } from "../reservations/settle-hold.ts";
+import { type SettleInput, settleHolds } from "../reservations/settle-hold.ts";
 
 /**
- * Settles from concurrent fulfil jobs gathered for at most 2 ms and applied in one transaction
+ * Settles from concurrent fulfil jobs gathered for at most 2 ms and applied in one statement
  * (settleHolds), so a worker shares one commit among many settlements. A batch that fails as
- * a whole (a deadlock with an API settle of the same account) is settled hold by hold.
+ * a whole (a lost connection, a lock timeout) is settled hold by hold.
  */
-export function batchedSettle(db: Database): (input: BatchedSettle) => Promise<Hold> {
-  const batcher = new MicroBatcher<BatchedSettle, Hold>(
-    (inputs) => batchThenAlone(inputs, (batch) => settleHolds(db, batch)),
+export function batchedSettle(db: Database): (input: SettleInput) => Promise<Hold> {
+  const batcher = new MicroBatcher<SettleInput, Hold>(
+    (inputs) =>
+      batchThenAlone(inputs, async (batch) =>
+        (await settleHolds(db, batch)).map((result) =>
+          result instanceof Error
+            ? { status: "rejected", reason: result }
+            : { status: "fulfilled", value: result },
+        ),
+      ),
     { maxSize: 100, windowMs: 2, concurrency: 2 },
   );
   return (input) => batcher.submit(input);

@@ -4,7 +4,7 @@ import { isDomainError } from "../ledger/errors.ts";
 import type { Logger } from "../logger.ts";
 import { findHold, type Hold } from "../reservations/hold.ts";
 import { releaseHold } from "../reservations/release-hold.ts";
-import { type BatchedSettle, settleHold } from "../reservations/settle-hold.ts";
+import { type SettleInput, settleHold } from "../reservations/settle-hold.ts";
 import { type FulfilmentConfig, postFulfilment } from "./post-fulfilment.ts";
 import { HoldJobData, parsePayload } from "./queues.ts";
 
@@ -64,12 +64,12 @@ export function fulfilHoldProcessor(deps: {
   fulfilment: FulfilmentConfig;
   logger: Logger;
   /** How a successful answer settles the hold; the worker passes a batched settle. */
-  settle?: (input: BatchedSettle) => Promise<Hold>;
+  settle?: (input: SettleInput) => Promise<Hold>;
   /** How the hold is read; the worker passes a batched look-up. */
   find?: (holdId: string) => Promise<Hold | undefined>;
 }) {
   const { db, fulfilment, logger } = deps;
-  const settle = deps.settle ?? ((input: BatchedSettle) => settleHold(db, input));
+  const settle = deps.settle ?? ((input: SettleInput) => settleHold(db, input));
   const find = deps.find ?? ((holdId: string) => findHold(db, holdId));
   return async (job: Pick<Job, "data">): Promise<FulfilResult> => {
     const { holdId } = parsePayload(HoldJobData, job.data);
@@ -83,7 +83,7 @@ export function fulfilHoldProcessor(deps: {
     const answer = await postFulfilment(fulfilment, hold);
     if (answer.status >= 200 && answer.status < 300) {
       const settled = await unlessResolved(
-        settle({ holdId, accountId: hold.accountId, amount: settleAmount(answer.body, hold) }),
+        settle({ holdId, amount: settleAmount(answer.body, hold) }),
       );
       if (!settled) {
         const now = await find(holdId);

@@ -27,6 +27,8 @@ export const fulfilJobId = (holdId: string) => `fulfil-${holdId}`;
 export type HoldQueue = Queue<HoldJobData>;
 
 export interface HoldQueues {
+  /** The connection the queues use. */
+  redis: Redis;
   expire: HoldQueue;
   fulfil: HoldQueue;
   sweep: Queue<SweepJobData>;
@@ -62,6 +64,7 @@ export function createHoldQueues(
   const all = [expire, fulfil, sweep] as Queue[];
   for (const queue of all) queue.on("error", () => {});
   return {
+    redis: connection,
     expire,
     fulfil,
     sweep,

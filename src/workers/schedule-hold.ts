@@ -1,6 +1,6 @@
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import type { Hold } from "../reservations/hold.ts";
-import { expireJob, fulfilJob, type HoldQueues } from "./queues.ts";
+import { expireJob, expireJobId, fulfilJob, fulfilJobId, type HoldQueues } from "./queues.ts";
 
 export interface ScheduleOptions {
   /** Whether FULFILMENT_URL is set: only then does a hold get a fulfil job. */
@@ -29,6 +29,38 @@ export async function scheduleHolds(
       ? queues.fulfil.addBulk(holds.map((hold) => fulfilJob(hold, options, now)))
       : undefined,
   ]);
+}
+
+/**
+ * The sweep's enqueue: only the jobs Redis no longer has (a FLUSHDB, a failover) are enqueued
+ * again. One pipelined EXISTS per job finds them; re-adding every job instead costs a script
+ * call per job, a no-op for the jobs that exist, which is most of them. A job that is added
+ * meanwhile is no harm: adding it again is a no-op. Answers how many holds needed jobs.
+ */
+export async function scheduleMissing(
+  queues: HoldQueues,
+  holds: Scheduled[],
+  options: ScheduleOptions,
+  now = Date.now(),
+): Promise<number> {
+  const pipeline = queues.redis.pipeline();
+  for (const hold of holds) {
+    pipeline.exists(queues.expire.toKey(expireJobId(hold.id)));
+    if (options.fulfilment) pipeline.exists(queues.fulfil.toKey(fulfilJobId(hold.id)));
+  }
+  const exists = ((await pipeline.exec()) ?? []).map(([error, count]) => {
+    if (error) throw error;
+    return count === 1;
+  });
+  const perHold = options.fulfilment ? 2 : 1;
+  const noExpire = holds.filter((_, i) => !exists[i * perHold]);
+  const noFulfil = options.fulfilment ? holds.filter((_, i) => !exists[i * perHold + 1]) : [];
+  await Promise.all([
+    noExpire.length > 0 && queues.expire.addBulk(noExpire.map((hold) => expireJob(hold, now))),
+    noFulfil.length > 0 &&
+      queues.fulfil.addBulk(noFulfil.map((hold) => fulfilJob(hold, options, now))),
+  ]);
+  return new Set([...noExpire, ...noFulfil]).size;
 }
 
 export const scheduleHold = (queues: HoldQueues, hold: Scheduled, options: ScheduleOptions) =>

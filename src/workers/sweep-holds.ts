@@ -5,7 +5,7 @@ import type { Logger } from "../logger.ts";
 import { pendingHolds } from "../reservations/list-holds.ts";
 import { expireOverdueHolds } from "../reservations/release-hold.ts";
 import { type HoldQueues, parsePayload, SweepJobData } from "./queues.ts";
-import { scheduleHolds } from "./schedule-hold.ts";
+import { scheduleMissing } from "./schedule-hold.ts";
 
 const BATCH = 500;
 
@@ -21,7 +21,7 @@ export interface SweepDeps {
 export interface SweepResult {
   /** Holds past their deadline that the sweep expired itself. */
   expired: number;
-  /** Pending holds whose jobs were enqueued again (a no-op for those that still have them). */
+  /** Pending holds that had lost a job and got it again. */
   rescheduled: number;
   purgedIdempotencyKeys: number;
 }
@@ -29,12 +29,13 @@ export interface SweepResult {
 /**
  * Makes Postgres, not Redis, the source of truth for holds: (a) expires every overdue pending
  * hold, so a hold whose expire job is lost or failed still ends by its deadline plus one sweep
- * interval; (b) enqueues the jobs of every pending hold again under their deterministic ids,
- * which recreates exactly the jobs Redis lost (a FLUSHDB, a failover) and leaves the others
- * alone; (c) purges idempotency keys past their retention.
+ * interval; (b) enqueues again, under their deterministic ids, the jobs of pending holds that
+ * Redis lost (a FLUSHDB, a failover); (c) purges idempotency keys past their retention.
  *
- * (b) costs one pipelined no-op per pending hold per interval, which stays cheap for the
- * number of holds a deadline of at most a week allows at a few thousand purchases a second.
+ * (b) reads every pending hold, a page at a time, and asks Redis whether its jobs exist: one
+ * pipelined EXISTS per job per interval. At thousands of purchases a second with deadlines of
+ * days, that is millions of holds per sweep; HOLDFAST_SWEEP_INTERVAL_MS trades that cost
+ * against how soon lost jobs come back.
  */
 export async function sweepHolds(deps: SweepDeps): Promise<SweepResult> {
   const batch = deps.batchSize ?? BATCH;
@@ -51,8 +52,7 @@ export async function sweepHolds(deps: SweepDeps): Promise<SweepResult> {
   for (;;) {
     const page = await pendingHolds(deps.db, batch, after);
     if (page.length === 0) break;
-    await scheduleHolds(deps.queues, page, deps);
-    rescheduled += page.length;
+    rescheduled += await scheduleMissing(deps.queues, page, deps);
     if (page.length < batch) break;
     after = page[page.length - 1];
   }

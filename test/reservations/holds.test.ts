@@ -8,7 +8,7 @@ import {
   expireOverdueHolds,
   releaseHold,
 } from "../../src/reservations/release-hold.ts";
-import { settleHold, settleHolds } from "../../src/reservations/settle-hold.ts";
+import { settleHold } from "../../src/reservations/settle-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 
@@ -143,29 +143,6 @@ describe("holds", () => {
       ),
     ).rejects.toThrow();
     await expect(t.db.execute(sql`DELETE FROM holds WHERE id = ${hold.id}`)).rejects.toThrow();
-  });
-
-  it("settles many holds in one transaction, each with its own outcome", async () => {
-    const a = await fundedAccount(t.db, "batch-a", 100);
-    const b = await fundedAccount(t.db, "batch-b", 100);
-    const [h1, h2, h3, h4] = await Promise.all([
-      placeHold(t.db, { accountId: b, amount: 30 }),
-      placeHold(t.db, { accountId: a, amount: 40 }),
-      placeHold(t.db, { accountId: a, amount: 10 }),
-      placeHold(t.db, { accountId: b, amount: 20 }),
-    ]);
-    await releaseHold(t.db, { holdId: h3!.hold.id });
-    const results = await settleHolds(t.db, [
-      { holdId: h1!.hold.id, accountId: b },
-      { holdId: h2!.hold.id, accountId: a, amount: 25 },
-      { holdId: h3!.hold.id, accountId: a },
-      { holdId: h4!.hold.id, accountId: b, amount: 21 },
-    ]);
-    const outcome = (r: PromiseSettledResult<{ settledAmount: number | null }>) =>
-      r.status === "fulfilled" ? r.value.settledAmount : (r.reason as { code: string }).code;
-    expect(results.map(outcome)).toEqual([30, 25, "hold_not_pending", "amount_exceeds_hold"]);
-    expect(await getAccount(t.db, a)).toMatchObject({ settled: 75, held: 0 });
-    expect(await getAccount(t.db, b)).toMatchObject({ settled: 70, held: 20 });
   });
 });
 

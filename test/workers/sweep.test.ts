@@ -6,7 +6,7 @@ import { getHold } from "../../src/reservations/hold.ts";
 import { SWEEP_SCHEDULER_ID } from "../../src/workers/keep-sweep-scheduled.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { createHoldQueues, expireJobId, fulfilJobId } from "../../src/workers/queues.ts";
-import { scheduleHold } from "../../src/workers/schedule-hold.ts";
+import { scheduleHold, scheduleMissing } from "../../src/workers/schedule-hold.ts";
 import { sweepHolds } from "../../src/workers/sweep-holds.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
@@ -181,6 +181,28 @@ describe("the sweep: Postgres, not Redis, is the source of truth", () => {
       flusher.disconnect();
       if ((await lock.get(FLUSH_LOCK)) === owner) await lock.del(FLUSH_LOCK);
       lock.disconnect();
+    }
+  });
+
+  it("re-adds only the jobs Redis lost, and nothing when none are missing", async () => {
+    const prefix = testPrefix();
+    const redis = new Redis(REDIS_URL);
+    const queues = createHoldQueues(redis, { prefix });
+    try {
+      const hold = { id: randomUUID(), expiresAt: new Date(Date.now() + 60_000).toISOString() };
+      await scheduleHold(queues, hold, { fulfilment: true });
+      const expire = await queues.expire.getJob(expireJobId(hold.id));
+      await (await queues.fulfil.getJob(fulfilJobId(hold.id)))!.remove();
+
+      expect(await scheduleMissing(queues, [hold], { fulfilment: true })).toBe(1);
+      expect(await (await queues.fulfil.getJob(fulfilJobId(hold.id)))?.getState()).toBe("waiting");
+      expect((await queues.expire.getJob(expireJobId(hold.id)))?.timestamp).toBe(expire!.timestamp);
+      expect(await scheduleMissing(queues, [hold], { fulfilment: true })).toBe(0);
+      expect(await queues.fulfil.getWaitingCount()).toBe(1);
+    } finally {
+      await queues.close();
+      await deleteKeysUnder(redis, prefix);
+      redis.disconnect();
     }
   });
 

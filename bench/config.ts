@@ -57,7 +57,7 @@ export function loadConfig(): BenchConfig {
     pgbenchClients: integer("BENCH_PGBENCH_CLIENTS", 16),
     pgbenchThreads: integer("BENCH_PGBENCH_THREADS", 2),
     spreadAccounts: integer("BENCH_ACCOUNTS", 1000),
-    settleHolds: integer("BENCH_SETTLE_HOLDS", 5000),
+    settleHolds: integer("BENCH_SETTLE_HOLDS", 20_000),
     historyEntries: {
       small: integer("BENCH_HISTORY_SMALL", 1000),
       large: integer("BENCH_HISTORY_LARGE", 1_000_000),

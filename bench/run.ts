@@ -25,6 +25,8 @@ import { httpLimit } from "./scenarios/http-limit.ts";
 import { settlements } from "./scenarios/settlements.ts";
 
 const RESULTS = fileURLToPath(new URL("./results/latest.json", import.meta.url));
+/** Where a BENCH_ONLY run writes, so that it never replaces the full run's figures. */
+const PARTIAL = fileURLToPath(new URL("./results/partial.json", import.meta.url));
 
 const cleanups: (() => Promise<unknown>)[] = [];
 let cleaning: Promise<void> | undefined;
@@ -148,8 +150,9 @@ async function main(): Promise<void> {
 
   const report = { machine, config, runs, verify, notes };
   console.log(`\n${formatReport(report)}`);
-  await writeResults(RESULTS, reportJson(report));
-  log(`wrote ${RESULTS}`);
+  const results = config.only ? PARTIAL : RESULTS;
+  await writeResults(results, reportJson(report));
+  log(`wrote ${results}`);
   if (verify && !verify.ok) process.exitCode = 1;
 }
 

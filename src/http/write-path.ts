@@ -226,7 +226,10 @@ export function createWritePath(db: Database, options: BatchOptions) {
         batchThenAlone(commands, async (batch) =>
           (await applyWrites(db, batch)).map((value) => ({ status: "fulfilled", value })),
         ),
-      { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 4 },
+      // Two batches in flight: one gathers while the other commits. More split the load into
+      // smaller batches, each paying five round trips, and on a hot account they only wait for
+      // each other's row lock (one hot account: 1,850 vs 1,650 holds/s with four).
+      { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 2 },
     );
   // One batcher per ManyVerb, so that its batches are all of a kind and make one statement.
   const batchers = new Map<ManyVerb | undefined, ReturnType<typeof newBatcher>>();

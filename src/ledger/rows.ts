@@ -1,9 +1,14 @@
+const PG_UTC = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,3}))?\+00$/;
+
 /**
  * Raw statements return timestamps as Postgres text (the session runs in UTC), e.g.
  * "2026-11-23 18:20:00.123+00"; the API speaks ISO 8601.
  */
 export function toIso(value: string | Date): string {
   if (value instanceof Date) return value.toISOString();
+  // The usual shape, rewritten without a Date: "2026-11-23 18:20:00.12+00" → "….120Z".
+  const utc = PG_UTC.exec(value);
+  if (utc) return `${utc[1]}T${utc[2]}.${(utc[3] ?? "").padEnd(3, "0")}Z`;
   return new Date(value.replace(" ", "T").replace(/\+00(:00)?$/, "Z")).toISOString();
 }
 

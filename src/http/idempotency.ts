@@ -33,9 +33,10 @@ function requestHash(c: Context<AppEnv>, body: unknown): string {
  * Business errors thrown by `effect` (domain errors) are stored and replayed like successes.
  * Any other error rolls everything back, key included.
  *
- * `batch` names the account the effect locks, for effects that decide in one conditional
- * statement and write nothing when they refuse: those may share a transaction with other
- * requests (the micro-batcher). Other effects run alone, inside a savepoint.
+ * `batch` is the lock-order key of an effect that decides in one conditional statement and
+ * writes nothing when it refuses (the account it locks; for a settle, whose statement orders
+ * its own locks, the hold): such effects may share a transaction with other requests (the
+ * micro-batcher). Other effects run alone, inside a savepoint.
  */
 export async function idempotent(
   c: Context<AppEnv>,

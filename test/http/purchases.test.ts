@@ -109,6 +109,41 @@ describe("POST /v1/purchases", () => {
 });
 
 describe("holds over HTTP", () => {
+  it("concurrent settles and releases, batched: each request gets its own answer", async () => {
+    await fundedAccount(t.db.db, "h-many", 1000);
+    const holds: string[] = [];
+    for (let i = 0; i < 30; i++)
+      holds.push((await purchase("h-many", 5, `h-many-${i}`)).json.hold.id);
+    const settle = (id: string, body: object, key?: string) =>
+      t.call("POST", `/v1/holds/${id}/settle`, { token: SERVICE, body, key });
+    // Per hold, by i mod 3: settle 3 of 5; settle 9 of 5 (refused); release. The first ten are
+    // also settled twice at once with one Idempotency-Key.
+    const calls = holds.flatMap((id, i) => {
+      const first =
+        i % 3 === 0
+          ? settle(id, { amount: 3 }, `s-${i}`)
+          : i % 3 === 1
+            ? settle(id, { amount: 9 })
+            : t.call("POST", `/v1/holds/${id}/release`, { token: SERVICE, body: {} });
+      return i < 10 && i % 3 === 0 ? [first, settle(id, { amount: 3 }, `s-${i}`)] : [first];
+    });
+    const answers = await Promise.all(calls);
+    let next = 0;
+    for (const [i, id] of holds.entries()) {
+      const answer = answers[next++]!;
+      if (i % 3 === 0) {
+        expect(answer.json).toMatchObject({ id, status: "settled", settledAmount: 3 });
+        if (i < 10) expect(answers[next++]!.json).toEqual(answer.json);
+      } else if (i % 3 === 1) {
+        expect([answer.status, answer.json.code]).toEqual([422, "amount_exceeds_hold"]);
+      } else {
+        expect(answer.json).toMatchObject({ id, status: "released" });
+      }
+    }
+    const account = await t.call("GET", "/v1/accounts/h-many", { token: SERVICE });
+    expect(account.json).toMatchObject({ settled: 1000 - 10 * 3, held: 10 * 5 });
+  });
+
   it("settle, partial settle, release and their conflicts", async () => {
     await fundedAccount(t.db.db, "h-flow", 100);
     const a = (await purchase("h-flow", 30, "h-flow-a")).json.hold;

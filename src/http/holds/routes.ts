@@ -5,7 +5,7 @@ import { getHold, type Hold } from "../../reservations/hold.ts";
 import { listHolds } from "../../reservations/list-holds.ts";
 import { MAX_HOLD_SECONDS, placeHold, placeHolds } from "../../reservations/place-hold.ts";
 import { releaseHold } from "../../reservations/release-hold.ts";
-import { settleHold } from "../../reservations/settle-hold.ts";
+import { settleHold, settleHolds } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
 import type { AppEnv } from "../context.ts";
 import { idempotent, idempotentOutcome, REPLAYED } from "../idempotency.ts";
@@ -181,8 +181,11 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
   .openapi(settle, (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    return idempotent(c, { required: false, status: 200, body }, (tx) =>
-      settleHold(tx, { holdId: id, amount: body.amount }),
+    const input = { holdId: id, amount: body.amount };
+    return idempotent(
+      c,
+      { required: false, status: 200, body, batch: id, many: { verb: settleHolds, input } },
+      (tx) => settleHold(tx, input),
     );
   })
   .openapi(release, (c) => {

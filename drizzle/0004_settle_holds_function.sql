@@ -2,7 +2,8 @@
 --
 -- `commands` is a JSON array of {i, hold_id, amount, transaction_id}: `amount` null settles
 -- the whole hold, `transaction_id` is the id of the purchase transaction it posts. A hold asked
--- twice is settled by its first command (lowest `i`); the others find it settled.
+-- twice is settled by its first command (lowest `i`) whose amount fits; the others find it
+-- settled, or are refused.
 --
 -- Locks are taken before anything is written, in an order every batch shares: the pending holds
 -- asked for, by id, then their accounts, in byte order of their ids (COLLATE "C", as
@@ -13,8 +14,8 @@
 --
 -- Then one statement posts every settle: each hold becomes `settled`; each account's settled
 -- balance falls by the sum of its settles and `held` by the sum of their holds, once; each
--- settle gets a purchase transaction with its two entries (user → @revenue), numbered in
--- command order within its account with the running balance after it; the @revenue stripe of
+-- settle gets a purchase transaction with its two entries (user → @revenue), numbered in the
+-- order of `i` within its account, with the running balance after it; the @revenue stripe of
 -- this backend (pid mod 16, as postingStatement picks it) takes the total. It reads the rows
 -- it locked, so its snapshot, taken after the locks, sees their latest versions. The balance
 -- bounds are the accounts' CHECK constraint: a settle only frees coins, so it never trips it.
@@ -40,16 +41,13 @@ BEGIN
       ORDER BY a.id COLLATE "C"
         FOR NO KEY UPDATE;
 
-    WITH cmd AS (
-      SELECT DISTINCT ON (x.hold_id) x.i, x.hold_id, x.amount, x.transaction_id
+    WITH s AS (
+      SELECT DISTINCT ON (h.id) x.i, x.transaction_id, h.id AS hold_id, h.account_id,
+             h.amount AS released, COALESCE(x.amount, h.amount) AS captured
         FROM jsonb_to_recordset(commands) AS x(i int, hold_id uuid, amount int8, transaction_id uuid)
-       ORDER BY x.hold_id, x.i
-    ),
-    s AS (
-      SELECT c.i, c.transaction_id, h.id AS hold_id, h.account_id, h.amount AS released,
-             COALESCE(c.amount, h.amount) AS captured
-        FROM cmd c JOIN holds h ON h.id = c.hold_id
-       WHERE h.id = ANY (pending) AND COALESCE(c.amount, h.amount) <= h.amount
+        JOIN holds h ON h.id = x.hold_id
+       WHERE h.id = ANY (pending) AND COALESCE(x.amount, h.amount) <= h.amount
+       ORDER BY h.id, x.i
     ),
     p AS (
       SELECT s.*, a.last_seq + row_number() OVER w AS seq,

@@ -4,6 +4,7 @@ import { pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
+import { textArray } from "../ledger/rows.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, renderOutcome } from "./respond.ts";
@@ -99,8 +100,8 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
           const found = await tx.execute<StoredRow>(sql`
             SELECT role, key, request_hash, response_status, response_body
               FROM idempotency_keys
-             WHERE role = ANY (ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify([...new Set(missing.map((k) => k.role))])}::jsonb)))
-               AND key = ANY (ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(missing.map((k) => k.key))}::jsonb)))`);
+             WHERE role = ANY (${textArray([...new Set(missing.map((k) => k.role))])})
+               AND key = ANY (${textArray(missing.map((k) => k.key))})`);
           for (const r of found) {
             if (!asked.has(keyId(r))) continue;
             stored.set(keyId(r), {

@@ -1,3 +1,5 @@
+import { sql } from "drizzle-orm";
+
 const PG_UTC = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,3}))?\+00$/;
 
 /**
@@ -18,3 +20,13 @@ export const toIsoOrNull = (value: string | Date | null): string | null =>
 /** jsonb parameters go in as text and are cast in SQL: drizzle passes objects through as-is. */
 export const jsonParam = (value: unknown): string | null =>
   value === undefined || value === null ? null : JSON.stringify(value);
+
+/**
+ * Strings as an array argument for `= ANY (…)`: a prepared statement keeps index look-ups for
+ * it in its generic plan, where a join with the set could be planned as a scan of the table.
+ */
+export const textArray = (values: string[]) =>
+  sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(values)}::jsonb))`;
+
+export const uuidArray = (ids: string[]) =>
+  sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid)`;

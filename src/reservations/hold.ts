@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import type { HoldStatus } from "../db/schema/index.ts";
 import { DomainError } from "../ledger/errors.ts";
-import { toIso, toIsoOrNull } from "../ledger/rows.ts";
+import { toIso, toIsoOrNull, uuidArray } from "../ledger/rows.ts";
 
 export interface Hold {
   id: string;
@@ -65,10 +65,7 @@ export async function findHolds(db: Db, asked: string[]): Promise<(Hold | undefi
   // Postgres answers uuids in lower case; an id may be asked in upper case.
   const ids = asked.map((id) => id.toLowerCase());
   const rows = await db.execute<HoldRow>(
-    // = ANY of an array, not a join with the set: a prepared statement's generic plan could
-    // join by scanning the whole table.
-    sql`SELECT ${HOLD_COLUMNS} FROM holds
-         WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid))`,
+    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id = ANY (${uuidArray(ids)})`,
   );
   const byId = new Map(rows.map((row) => [row.id, toHold(row)]));
   return ids.map((id) => byId.get(id));

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { textArray, uuidArray } from "../ledger/rows.ts";
 import { holdsExpired, holdsReleased } from "../metrics.ts";
 import { getHold, HOLD_COLUMNS, type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
 
@@ -65,28 +66,39 @@ export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome>
 }
 
 /**
- * Expires up to `limit` overdue pending holds in one statement (the sweep). SKIP LOCKED lets
+ * Expires up to `limit` overdue pending holds in one transaction (the sweep). SKIP LOCKED lets
  * several sweepers, and settle/release calls in flight, proceed without waiting on each other.
+ * The holds' accounts are locked in the order every batch locks accounts (COLLATE "C") before
+ * any is updated: an update of them all in one statement locks them in no set order, and
+ * deadlocked with a settle batch over the same accounts.
  */
 export async function expireOverdueHolds(db: Db, limit: number): Promise<string[]> {
-  const rows = await db.execute<{ id: string }>(sql`
-    WITH due AS (
-      SELECT id FROM holds
+  const rows = await db.transaction(async (tx) => {
+    const due = await tx.execute<{ id: string; account_id: string }>(sql`
+      SELECT id, account_id FROM holds
        WHERE status = 'pending' AND expires_at <= now()
        ORDER BY expires_at
        LIMIT ${limit}
-         FOR UPDATE SKIP LOCKED
-    ), h AS (
-      UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
-        FROM due WHERE holds.id = due.id
-      RETURNING holds.id, holds.account_id, holds.amount
-    ), per_account AS (
-      SELECT account_id, sum(amount) AS amount FROM h GROUP BY account_id
-    ), a AS (
-      UPDATE accounts SET held = accounts.held - p.amount
-        FROM per_account p WHERE accounts.id = p.account_id
-    )
-    SELECT id FROM h`);
+         FOR UPDATE SKIP LOCKED`);
+    if (due.length === 0) return [];
+    const accounts = [...new Set(due.map((d) => d.account_id))];
+    await tx.execute(sql`
+      SELECT 1 FROM accounts WHERE id = ANY (${textArray(accounts)})
+       ORDER BY id COLLATE "C"
+         FOR NO KEY UPDATE`);
+    return tx.execute<{ id: string }>(sql`
+      WITH h AS (
+        UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
+         WHERE id = ANY (${uuidArray(due.map((d) => d.id))})
+        RETURNING id, account_id, amount
+      ), per_account AS (
+        SELECT account_id, sum(amount) AS amount FROM h GROUP BY account_id
+      ), a AS (
+        UPDATE accounts SET held = accounts.held - p.amount
+          FROM per_account p WHERE accounts.id = p.account_id
+      )
+      SELECT id FROM h`);
+  });
   holdsExpired.inc(rows.length);
   return rows.map((r) => r.id);
 }

@@ -46,16 +46,20 @@ export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold 
     transaction_id: newId(),
   }));
   const rows = await db.execute<SettledRow>(
-    sql`SELECT * FROM holdfast_settle_holds(${JSON.stringify(commands)}::jsonb)`,
+    sql`SELECT * FROM holdfast_settle_holds(${JSON.stringify(commands)}::jsonb) ORDER BY o_i`,
+  );
+  if (rows.length !== inputs.length) throw new Error("holdfast_settle_holds answered short");
+  const settledBy = new Map(
+    rows.flatMap((row, index) => (row.o_posted ? [[row.o_hold!.id, index] as const] : [])),
   );
   return rows.map((row, index) => {
     if (row.o_posted) holdsSettled.inc();
+    const now = row.o_hold ? toHold(row.o_hold) : undefined;
+    // A settle before the one that settled its hold met the hold pending, as in serial order.
+    const met =
+      now && index < (settledBy.get(now.id) ?? -1) ? { ...now, status: "pending" as const } : now;
     try {
-      return settleOutcome(
-        inputs[index]!,
-        row.o_posted,
-        row.o_hold ? toHold(row.o_hold) : undefined,
-      );
+      return settleOutcome(inputs[index]!, row.o_posted, met);
     } catch (error) {
       if (error instanceof DomainError) return error;
       throw error;

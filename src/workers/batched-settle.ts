@@ -7,7 +7,7 @@ import { type SettleInput, settleHolds } from "../reservations/settle-hold.ts";
 /**
  * Settles from concurrent fulfil jobs gathered for at most 2 ms and applied in one statement
  * (settleHolds), so a worker shares one commit among many settlements. A batch that fails as
- * a whole (a lost connection, a lock timeout) is settled hold by hold.
+ * a whole (a lost connection, a lock timeout, a deadlock victim) is settled hold by hold.
  */
 export function batchedSettle(db: Database): (input: SettleInput) => Promise<Hold> {
   const batcher = new MicroBatcher<SettleInput, Hold>(

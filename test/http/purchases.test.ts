@@ -142,6 +142,12 @@ describe("holds over HTTP", () => {
     }
     const account = await t.call("GET", "/v1/accounts/h-many", { token: SERVICE });
     expect(account.json).toMatchObject({ settled: 1000 - 10 * 3, held: 10 * 5 });
+    // Batched, not one transaction each (a batch that failed would be retried request by
+    // request, with the same answers): the ten settled holds were written by few transactions.
+    const [writers] = await t.db.sql<{ n: number }[]>`
+      SELECT count(DISTINCT xmin::text)::int AS n FROM holds
+       WHERE account_id = 'h-many' AND status = 'settled'`;
+    expect(writers!.n).toBeLessThanOrEqual(3);
   });
 
   it("settle, partial settle, release and their conflicts", async () => {

@@ -4,7 +4,7 @@ import { getAccount } from "../../src/ledger/account.ts";
 import { DomainError } from "../../src/ledger/errors.ts";
 import { getHold, type Hold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
-import { releaseHold } from "../../src/reservations/release-hold.ts";
+import { expireOverdueHolds, releaseHold } from "../../src/reservations/release-hold.ts";
 import { settleHolds } from "../../src/reservations/settle-hold.ts";
 import { createTestDatabase, someoneWaitsOnALock, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
@@ -19,6 +19,17 @@ afterAll(async () => {
 });
 
 const outcome = (r: Hold | DomainError) => (r instanceof DomainError ? r.code : r.settledAmount);
+
+async function waitersOnLocks(n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const [row] = await t.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+    if (row!.n >= n) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`fewer than ${n} sessions waited on a lock`);
+}
 
 async function holdsOf(accountId: string, amounts: number[]): Promise<string[]> {
   const ids: string[] = [];
@@ -84,6 +95,51 @@ describe("settleHolds: many settles in one statement", () => {
     const results = await settleHolds(t.db, [{ holdId: h!, amount: 7 }, { holdId: h! }]);
     expect(results.map(outcome)).toEqual([7, 7]);
     expect(await getAccount(t.db, a)).toMatchObject({ settled: 43, held: 0 });
+  });
+
+  it("a hold asked twice whose first settle is refused is settled by the second", async () => {
+    const a = await fundedAccount(t.db, "batch-refused-first", 50);
+    const [h] = await holdsOf(a, [5]);
+    const results = await settleHolds(t.db, [{ holdId: h!, amount: 9 }, { holdId: h! }]);
+    expect(results.map(outcome)).toEqual(["amount_exceeds_hold", 5]);
+    expect(await getAccount(t.db, a)).toMatchObject({ settled: 45, held: 0 });
+  });
+
+  it("the sweep and a settle batch over the same accounts wait for each other, never deadlock", async () => {
+    // Accounts dl-1 < dl-2 < … < dl-8 in byte order. A transaction holds dl-2; the settle batch
+    // (a hold on each account) locks dl-1 and waits for dl-2. The sweep, with overdue holds on
+    // every account but dl-2, must wait for dl-1 before it locks any other, or the two deadlock.
+    const accounts = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => fundedAccount(t.db, `dl-${i + 1}`, 100)),
+    );
+    const settling = await Promise.all(accounts.map((id) => holdsOf(id, [10])));
+    const overdue = (
+      await Promise.all(accounts.filter((_, i) => i !== 1).map((id) => holdsOf(id, [20])))
+    ).flat();
+    await t.db.execute(
+      sql`UPDATE holds SET expires_at = now() - interval '1 second'
+           WHERE id IN (${sql.join(
+             overdue.map((id) => sql`${id}::uuid`),
+             sql`, `,
+           )})`,
+    );
+    let outcomes: Promise<[(Hold | DomainError)[], string[]]> | undefined;
+    await t.db.transaction(async (tx) => {
+      await tx.execute(sql`SELECT 1 FROM accounts WHERE id = ${accounts[1]!} FOR NO KEY UPDATE`);
+      const settle = settleHolds(
+        t.db,
+        settling.map(([holdId]) => ({ holdId: holdId! })),
+      );
+      await someoneWaitsOnALock(t.sql);
+      outcomes = Promise.all([settle, expireOverdueHolds(t.db, 10)]);
+      await waitersOnLocks(2);
+    });
+    const [settled, expired] = await outcomes!;
+    expect(settled.map(outcome)).toEqual(accounts.map(() => 10));
+    expect([...expired].sort()).toEqual([...overdue].sort());
+    for (const id of accounts) {
+      expect(await getAccount(t.db, id)).toMatchObject({ settled: 90, held: 0 });
+    }
   });
 
   it("a settle that waited for a concurrent release finds the hold released", async () => {

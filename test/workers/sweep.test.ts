@@ -189,16 +189,36 @@ describe("the sweep: Postgres, not Redis, is the source of truth", () => {
     const redis = new Redis(REDIS_URL);
     const queues = createHoldQueues(redis, { prefix });
     try {
-      const hold = { id: randomUUID(), expiresAt: new Date(Date.now() + 60_000).toISOString() };
-      await scheduleHold(queues, hold, { fulfilment: true });
-      const expire = await queues.expire.getJob(expireJobId(hold.id));
-      await (await queues.fulfil.getJob(fulfilJobId(hold.id)))!.remove();
-
-      expect(await scheduleMissing(queues, [hold], { fulfilment: true })).toBe(1);
-      expect(await (await queues.fulfil.getJob(fulfilJobId(hold.id)))?.getState()).toBe("waiting");
-      expect((await queues.expire.getJob(expireJobId(hold.id)))?.timestamp).toBe(expire!.timestamp);
-      expect(await scheduleMissing(queues, [hold], { fulfilment: true })).toBe(0);
-      expect(await queues.fulfil.getWaitingCount()).toBe(1);
+      const expiresAt = new Date(Date.now() + 60_000).toISOString();
+      const [whole, noExpire, noFulfil, neither] = Array.from({ length: 4 }, () => ({
+        id: randomUUID(),
+        expiresAt,
+      }));
+      const holds = [whole!, noExpire!, noFulfil!, neither!];
+      for (const hold of holds) await scheduleHold(queues, hold, { fulfilment: true });
+      const kept = await queues.expire.getJob(expireJobId(whole!.id));
+      for (const hold of [noExpire!, neither!]) {
+        await (await queues.expire.getJob(expireJobId(hold.id)))!.remove();
+      }
+      for (const hold of [noFulfil!, neither!]) {
+        await (await queues.fulfil.getJob(fulfilJobId(hold.id)))!.remove();
+      }
+      // Without fulfilment only the expire jobs count.
+      expect(await scheduleMissing(queues, holds, { fulfilment: false })).toBe(2);
+      expect(await queues.fulfil.getWaitingCount()).toBe(2);
+      expect(await scheduleMissing(queues, holds, { fulfilment: true })).toBe(2);
+      for (const hold of holds) {
+        expect(await (await queues.expire.getJob(expireJobId(hold.id)))?.getState()).toBe(
+          "delayed",
+        );
+        expect(await (await queues.fulfil.getJob(fulfilJobId(hold.id)))?.getState()).toBe(
+          "waiting",
+        );
+      }
+      expect((await queues.expire.getJob(expireJobId(whole!.id)))?.timestamp).toBe(kept!.timestamp);
+      expect(await scheduleMissing(queues, holds, { fulfilment: true })).toBe(0);
+      expect(await queues.expire.getDelayedCount()).toBe(4);
+      expect(await queues.fulfil.getWaitingCount()).toBe(4);
     } finally {
       await queues.close();
       await deleteKeysUnder(redis, prefix);

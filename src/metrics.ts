@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per process, shared by the API and the workers when they run together. */
@@ -18,6 +19,27 @@ const holdCounter = (verb: string) =>
     help: `Holds ${verb}`,
     registers: [registry],
   });
+
+/** The counts of the transaction in progress (see countedOnCommit). */
+const uncommitted = new AsyncLocalStorage<(() => void)[]>();
+
+/**
+ * Counts a change to a hold: at once, or, inside countedOnCommit, when its transaction has
+ * committed, so that a batch that rolls back and is retried request by request counts once.
+ */
+export function count(counter: Counter, n = 1): void {
+  const pending = uncommitted.getStore();
+  if (pending) pending.push(() => counter.inc(n));
+  else counter.inc(n);
+}
+
+/** Runs `transaction`; the counts it made are applied once it resolves, and dropped if it throws. */
+export async function countedOnCommit<T>(transaction: () => Promise<T>): Promise<T> {
+  const pending: (() => void)[] = [];
+  const result = await uncommitted.run(pending, transaction);
+  for (const apply of pending) apply();
+  return result;
+}
 
 export const holdsPlaced = holdCounter("placed");
 export const holdsSettled = holdCounter("settled");

@@ -5,6 +5,7 @@ import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
 import { textArray } from "../ledger/rows.ts";
+import { countedOnCommit } from "../metrics.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, renderOutcome } from "./respond.ts";
@@ -209,9 +210,13 @@ export interface BatchOptions {
   maxSize: number;
 }
 
+/** applyWrites, with the hold counts of its effects taken once it has committed. */
+const committed = (db: Database, commands: WriteCommand[]) =>
+  countedOnCommit(() => applyWrites(db, commands));
+
 /** Applies one command in its own transaction, run again if it was a deadlock victim. */
 const applyAlone = (db: Database, command: WriteCommand): Promise<WriteOutcome> =>
-  retryingConflicts(async () => (await applyWrites(db, [command]))[0]!);
+  retryingConflicts(async () => (await committed(db, [command]))[0]!);
 
 /**
  * The in-process micro-batcher of DESIGN.md section 7: concurrent atomic commands are
@@ -225,7 +230,7 @@ export function createWritePath(db: Database, options: BatchOptions) {
     new MicroBatcher<WriteCommand, WriteOutcome>(
       (commands) =>
         batchThenAlone(commands, async (batch) =>
-          (await applyWrites(db, batch)).map((value) => ({ status: "fulfilled", value })),
+          (await committed(db, batch)).map((value) => ({ status: "fulfilled", value })),
         ),
       // Two batches in flight: one gathers while the other commits. More split the load into
       // smaller batches, each paying five round trips, and on a hot account they only wait for

@@ -4,7 +4,7 @@ import { type Account, toAccount } from "../ledger/account.ts";
 import { DomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
 import { toIso } from "../ledger/rows.ts";
-import { holdsPlaced } from "../metrics.ts";
+import { count, holdsPlaced } from "../metrics.ts";
 import type { Hold } from "./hold.ts";
 
 export const DEFAULT_HOLD_SECONDS = 900;
@@ -77,7 +77,7 @@ export async function placeHolds(
         `account ${input.accountId} has ${row.o_free_before} coins available, ${input.amount} needed`,
       );
     }
-    holdsPlaced.inc();
+    count(holdsPlaced);
     return {
       hold: {
         id: command.id,

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { textArray, uuidArray } from "../ledger/rows.ts";
-import { holdsExpired, holdsReleased } from "../metrics.ts";
+import { count, holdsExpired, holdsReleased } from "../metrics.ts";
 import { getHold, HOLD_COLUMNS, type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
 
 /**
@@ -35,7 +35,7 @@ export async function releaseHold(
 ): Promise<Hold> {
   const released = await endHold(db, input.holdId, "released", input.reason ?? null);
   if (released) {
-    holdsReleased.inc();
+    count(holdsReleased);
     return released;
   }
   const hold = await getHold(db, input.holdId);
@@ -53,7 +53,7 @@ export type ExpireOutcome =
 export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome> {
   const expired = await endHold(db, holdId, "expired", "expired");
   if (expired) {
-    holdsExpired.inc();
+    count(holdsExpired);
     return { kind: "expired", hold: expired };
   }
   const rows = await db.execute<HoldRow>(
@@ -99,6 +99,6 @@ export async function expireOverdueHolds(db: Db, limit: number): Promise<string[
       )
       SELECT id FROM h`);
   });
-  holdsExpired.inc(rows.length);
+  count(holdsExpired, rows.length);
   return rows.map((r) => r.id);
 }

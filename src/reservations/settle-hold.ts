@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError } from "../ledger/errors.ts";
 import { newId } from "../ledger/ids.ts";
-import { holdsSettled } from "../metrics.ts";
+import { count, holdsSettled } from "../metrics.ts";
 import { type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
 
 export interface SettleInput {
@@ -53,7 +53,7 @@ export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold 
     rows.flatMap((row, index) => (row.o_posted ? [[row.o_hold!.id, index] as const] : [])),
   );
   return rows.map((row, index) => {
-    if (row.o_posted) holdsSettled.inc();
+    if (row.o_posted) count(holdsSettled);
     const now = row.o_hold ? toHold(row.o_hold) : undefined;
     // A settle before the one that settled its hold met the hold pending, as in serial order.
     const met =

@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countedOnCommit, holdsPlaced } from "../../src/metrics.ts";
+import { placeHold } from "../../src/reservations/place-hold.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { fundedAccount } from "../helpers/ledger.ts";
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await createTestDatabase();
+});
+afterAll(async () => {
+  await t.drop();
+});
+
+const placed = async () => (await holdsPlaced.get()).values[0]?.value ?? 0;
+
+describe("hold counts", () => {
+  it("count a transaction's holds once it commits, and not at all if it rolls back", async () => {
+    const id = await fundedAccount(t.db, "counts", 100);
+    const before = await placed();
+    await expect(
+      countedOnCommit(() =>
+        t.db.transaction(async (tx) => {
+          await placeHold(tx, { accountId: id, amount: 5 });
+          expect(await placed()).toBe(before);
+          throw new Error("roll back");
+        }),
+      ),
+    ).rejects.toThrow("roll back");
+    expect(await placed()).toBe(before);
+
+    await countedOnCommit(() =>
+      t.db.transaction(async (tx) => {
+        await placeHold(tx, { accountId: id, amount: 5 });
+        await placeHold(tx, { accountId: id, amount: 5 });
+      }),
+    );
+    expect(await placed()).toBe(before + 2);
+    // Outside countedOnCommit a count is taken at once.
+    await placeHold(t.db, { accountId: id, amount: 5 });
+    expect(await placed()).toBe(before + 3);
+  });
+});

@@ -94,9 +94,8 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         for (const r of rows) claimed.add(keyId(r));
         const missing = keyed.filter((k) => !claimed.has(keyId(k)));
         if (missing.length > 0) {
-          // Index look-ups by = ANY: a join with the set could be planned, and the plan kept
-          // by the prepared statement, as a scan of the whole table. The two roles cross the
-          // keys; only the pairs asked for are kept.
+          // By = ANY (see textArray), not a join: the two roles cross the keys, so only the
+          // pairs asked for are kept.
           const asked = new Set(missing.map(keyId));
           const found = await tx.execute<StoredRow>(sql`
             SELECT role, key, request_hash, response_status, response_body

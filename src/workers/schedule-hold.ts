@@ -22,12 +22,21 @@ export async function scheduleHolds(
   options: ScheduleOptions,
   now = Date.now(),
 ): Promise<void> {
-  if (holds.length === 0) return;
+  await addJobs(queues, { expire: holds, fulfil: options.fulfilment ? holds : [] }, options, now);
+}
+
+/** One addBulk per queue that has holds to enqueue. */
+async function addJobs(
+  queues: HoldQueues,
+  holds: { expire: Scheduled[]; fulfil: Scheduled[] },
+  options: ScheduleOptions,
+  now: number,
+): Promise<void> {
   await Promise.all([
-    queues.expire.addBulk(holds.map((hold) => expireJob(hold, now))),
-    options.fulfilment
-      ? queues.fulfil.addBulk(holds.map((hold) => fulfilJob(hold, options, now)))
-      : undefined,
+    holds.expire.length > 0 &&
+      queues.expire.addBulk(holds.expire.map((hold) => expireJob(hold, now))),
+    holds.fulfil.length > 0 &&
+      queues.fulfil.addBulk(holds.fulfil.map((hold) => fulfilJob(hold, options, now))),
   ]);
 }
 
@@ -55,11 +64,7 @@ export async function scheduleMissing(
   const perHold = options.fulfilment ? 2 : 1;
   const noExpire = holds.filter((_, i) => !exists[i * perHold]);
   const noFulfil = options.fulfilment ? holds.filter((_, i) => !exists[i * perHold + 1]) : [];
-  await Promise.all([
-    noExpire.length > 0 && queues.expire.addBulk(noExpire.map((hold) => expireJob(hold, now))),
-    noFulfil.length > 0 &&
-      queues.fulfil.addBulk(noFulfil.map((hold) => fulfilJob(hold, options, now))),
-  ]);
+  await addJobs(queues, { expire: noExpire, fulfil: noFulfil }, options, now);
   return new Set([...noExpire, ...noFulfil]).size;
 }
 

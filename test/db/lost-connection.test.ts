@@ -20,6 +20,13 @@ const throughProxy = (p: TcpProxy) => {
   return createDb(url.toString(), { max: 2 });
 };
 const ticks = () => new Promise((r) => setTimeout(r, 100));
+/** The pool answers again, and nothing was left to reject unhandled. */
+async function expectPoolRecovered(h: DbHandle) {
+  await ticks();
+  const [row] = await h.db.execute<{ ok: number }>(sql`SELECT 1 AS ok`);
+  expect(row?.ok).toBe(1);
+  expect(unhandled).toEqual([]);
+}
 /**
  * Rethrows once the connection's close has been handled. Whether a reset reaches postgres.js
  * as one event (error and close together) or two depends on timing; this makes it the first,
@@ -68,10 +75,7 @@ describe("a lost Postgres connection", () => {
     expect(isUnavailable(failed), String(failed)).toBe(true);
     // postgres.js 3.4.9 wrote ROLLBACK to the closed connection from a setImmediate, which threw
     // "Cannot read properties of null (reading 'write')" and ended the process.
-    await ticks();
-    const [row] = await handle.db.execute<{ ok: number }>(sql`SELECT 1 AS ok`);
-    expect(row?.ok).toBe(1);
-    expect(unhandled).toEqual([]);
+    await expectPoolRecovered(handle);
   });
 
   it("in a savepoint: the same, and the outer transaction fails as unavailable too", async () => {
@@ -90,10 +94,7 @@ describe("a lost Postgres connection", () => {
         (error: unknown) => error,
       );
     expect(isUnavailable(failed), String(failed)).toBe(true);
-    await ticks();
-    const [row] = await handle.db.execute<{ ok: number }>(sql`SELECT 1 AS ok`);
-    expect(row?.ok).toBe(1);
-    expect(unhandled).toEqual([]);
+    await expectPoolRecovered(handle);
   });
 
   it("Postgres down for 5 s: queries fail within a few seconds, and the pool is back as soon as Postgres is", async () => {

@@ -13,9 +13,10 @@ afterAll(async () => {
   await t.close();
 });
 
-// Found by the chaos run (test/chaos): a worker's batched settles lock an account and then the
-// next hold of that account, while a release locks its hold and then the account. When the
-// two cross, Postgres aborts one of them; the API answered 500 when it was the release.
+// Found by the chaos run (test/chaos), when a worker's batched settles locked an account and
+// then the next hold of that account while a release locked its hold and then the account:
+// Postgres aborted one of them, and the API answered 500 when it was the release. Any
+// transaction can be a deadlock victim; the write path runs it again.
 describe("a deadlock victim", () => {
   it("a release aborted as a deadlock victim is run again and answers 200, not 500", async () => {
     const account = await fundedAccount(t.db.db, "deadlock-1", 100);

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from "node:async_hooks";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** One registry per process, shared by the API and the workers when they run together. */
@@ -20,25 +19,36 @@ const holdCounter = (verb: string) =>
     registers: [registry],
   });
 
-/** The counts of the transaction in progress (see countedOnCommit). */
-const uncommitted = new AsyncLocalStorage<(() => void)[]>();
+/** The pending counts of each scope (a transaction, a savepoint) whose counts wait for a commit. */
+const deferred = new WeakMap<object, (() => void)[]>();
 
 /**
- * Counts a change to a hold: at once, or, inside countedOnCommit, when its transaction has
- * committed, so that a batch that rolls back and is retried request by request counts once.
+ * Counts a change to a hold made through `scope` (the Db the verb ran on): at once, or, when
+ * `scope` is covered by DeferredCounts, when its transaction commits, so that a batch that
+ * rolls back and is retried request by request counts once.
  */
-export function count(counter: Counter, n = 1): void {
-  const pending = uncommitted.getStore();
+export function count(scope: object, counter: Counter, n = 1): void {
+  const pending = deferred.get(scope);
   if (pending) pending.push(() => counter.inc(n));
   else counter.inc(n);
 }
 
-/** Runs `transaction`; the counts it made are applied once it resolves, and dropped if it throws. */
-export async function countedOnCommit<T>(transaction: () => Promise<T>): Promise<T> {
-  const pending: (() => void)[] = [];
-  const result = await uncommitted.run(pending, transaction);
-  for (const apply of pending) apply();
-  return result;
+/**
+ * The counts of one transaction: made through the scopes it covers, applied by commit(); if
+ * the transaction rolls back, commit() is never called and they are dropped with this object.
+ * An explicit scope rather than AsyncLocalStorage, whose promise hooks cost every promise of
+ * the process (a twentieth of the API's CPU).
+ */
+export class DeferredCounts {
+  private readonly pending: (() => void)[] = [];
+
+  cover(scope: object): void {
+    deferred.set(scope, this.pending);
+  }
+
+  commit(): void {
+    for (const apply of this.pending.splice(0)) apply();
+  }
 }
 
 export const holdsPlaced = holdCounter("placed");

@@ -5,7 +5,7 @@ import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
 import { textArray } from "../ledger/rows.ts";
-import { countedOnCommit } from "../metrics.ts";
+import { DeferredCounts } from "../metrics.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, renderOutcome } from "./respond.ts";
@@ -63,7 +63,8 @@ const keyId = (k: { role: Role; key: string }) => `${k.role}\u0000${k.key}`;
  * is replayed; a key repeated inside the batch runs once and its copies replay it. Each
  * command's domain error is rendered and stored as its own outcome without affecting the
  * others. The effects are issued together and pipelined on the transaction's connection, in
- * lock order. Any other error aborts the whole transaction and is thrown.
+ * lock order. Any other error aborts the whole transaction and is thrown. The effects' hold
+ * counts are taken once the transaction has committed.
  */
 export async function applyWrites(db: Database, commands: WriteCommand[]): Promise<WriteOutcome[]> {
   if (commands.length > 1 && commands.some((c) => !c.atomic)) {
@@ -80,8 +81,10 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
   keyed.sort((a, b) => (keyId(a) < keyId(b) ? -1 : 1));
 
   let claiming = true;
+  const counts = new DeferredCounts();
   try {
     const outcomes = await db.transaction(async (tx) => {
+      counts.cover(tx);
       const claimed = new Set<string>();
       const stored = new Map<string, WriteOutcome>();
       if (keyed.length > 0) {
@@ -123,6 +126,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       const rendered = await runEffects(
         tx,
         toRun.map(({ command }) => command),
+        counts,
       );
       const fresh = new Map<number, Rendered>(toRun.map(({ index }, i) => [index, rendered[i]!]));
 
@@ -157,6 +161,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         return found;
       });
     });
+    counts.commit();
     return outcomes;
   } catch (error) {
     if (claiming && commands.length === 1 && pgErrorCode(error) === LOCK_NOT_AVAILABLE) {
@@ -174,7 +179,11 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
  * always does) make one call of it; the others are issued together and pipelined on the
  * transaction's connection, in the order given (lock order).
  */
-async function runEffects(tx: Tx, commands: WriteCommand[]): Promise<Rendered[]> {
+async function runEffects(
+  tx: Tx,
+  commands: WriteCommand[],
+  counts: DeferredCounts,
+): Promise<Rendered[]> {
   const verb = commands[0]?.many?.verb;
   if (commands.length > 1 && verb && commands.every((c) => c.many?.verb === verb)) {
     const results = await verb(
@@ -197,7 +206,10 @@ async function runEffects(tx: Tx, commands: WriteCommand[]): Promise<Rendered[]>
       renderOutcome(command.requestId, command.status, () =>
         command.atomic
           ? command.effect(tx)
-          : tx.transaction((savepoint) => command.effect(savepoint)),
+          : tx.transaction((savepoint) => {
+              counts.cover(savepoint);
+              return command.effect(savepoint);
+            }),
       ),
     ),
   );
@@ -209,13 +221,9 @@ export interface BatchOptions {
   maxSize: number;
 }
 
-/** applyWrites, with the hold counts of its effects taken once it has committed. */
-const committed = (db: Database, commands: WriteCommand[]) =>
-  countedOnCommit(() => applyWrites(db, commands));
-
 /** Applies one command in its own transaction, run again if it was a deadlock victim. */
 const applyAlone = (db: Database, command: WriteCommand): Promise<WriteOutcome> =>
-  retryingConflicts(async () => (await committed(db, [command]))[0]!);
+  retryingConflicts(async () => (await applyWrites(db, [command]))[0]!);
 
 /**
  * The in-process micro-batcher of DESIGN.md section 7: concurrent atomic commands are
@@ -229,7 +237,7 @@ export function createWritePath(db: Database, options: BatchOptions) {
     new MicroBatcher<WriteCommand, WriteOutcome>(
       (commands) =>
         batchThenAlone(commands, async (batch) =>
-          (await committed(db, batch)).map((value) => ({ status: "fulfilled", value })),
+          (await applyWrites(db, batch)).map((value) => ({ status: "fulfilled", value })),
         ),
       // Two batches in flight: one gathers while the other commits. More split the load into
       // smaller batches, each paying five round trips, and on a hot account they only wait for

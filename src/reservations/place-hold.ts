@@ -77,7 +77,7 @@ export async function placeHolds(
         `account ${input.accountId} has ${row.o_free_before} coins available, ${input.amount} needed`,
       );
     }
-    count(holdsPlaced);
+    count(db, holdsPlaced);
     return {
       hold: {
         id: command.id,

@@ -35,7 +35,7 @@ export async function releaseHold(
 ): Promise<Hold> {
   const released = await endHold(db, input.holdId, "released", input.reason ?? null);
   if (released) {
-    count(holdsReleased);
+    count(db, holdsReleased);
     return released;
   }
   const hold = await getHold(db, input.holdId);
@@ -53,7 +53,7 @@ export type ExpireOutcome =
 export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome> {
   const expired = await endHold(db, holdId, "expired", "expired");
   if (expired) {
-    count(holdsExpired);
+    count(db, holdsExpired);
     return { kind: "expired", hold: expired };
   }
   const rows = await db.execute<HoldRow>(
@@ -99,6 +99,6 @@ export async function expireOverdueHolds(db: Db, limit: number): Promise<string[
       )
       SELECT id FROM h`);
   });
-  count(holdsExpired, rows.length);
+  count(db, holdsExpired, rows.length);
   return rows.map((r) => r.id);
 }

@@ -53,7 +53,7 @@ export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold 
     rows.flatMap((row, index) => (row.o_posted ? [[row.o_hold!.id, index] as const] : [])),
   );
   return rows.map((row, index) => {
-    if (row.o_posted) count(holdsSettled);
+    if (row.o_posted) count(db, holdsSettled);
     const now = row.o_hold ? toHold(row.o_hold) : undefined;
     // A settle before the one that settled its hold met the hold pending, as in serial order.
     const met =

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { countedOnCommit, holdsPlaced } from "../../src/metrics.ts";
+import { DeferredCounts, holdsPlaced } from "../../src/metrics.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { fundedAccount } from "../helpers/ledger.ts";
@@ -18,25 +18,22 @@ describe("hold counts", () => {
   it("count a transaction's holds once it commits, and not at all if it rolls back", async () => {
     const id = await fundedAccount(t.db, "counts", 100);
     const before = await placed();
-    await expect(
-      countedOnCommit(() =>
-        t.db.transaction(async (tx) => {
-          await placeHold(tx, { accountId: id, amount: 5 });
-          expect(await placed()).toBe(before);
-          throw new Error("roll back");
-        }),
-      ),
-    ).rejects.toThrow("roll back");
+    const inTransaction = async (places: number, then: "commit" | "roll back") => {
+      const counts = new DeferredCounts();
+      await t.db.transaction(async (tx) => {
+        counts.cover(tx);
+        for (let i = 0; i < places; i++) await placeHold(tx, { accountId: id, amount: 5 });
+        expect(await placed()).toBe(before);
+        if (then === "roll back") throw new Error("roll back");
+      });
+      counts.commit();
+    };
+    await expect(inTransaction(1, "roll back")).rejects.toThrow("roll back");
     expect(await placed()).toBe(before);
 
-    await countedOnCommit(() =>
-      t.db.transaction(async (tx) => {
-        await placeHold(tx, { accountId: id, amount: 5 });
-        await placeHold(tx, { accountId: id, amount: 5 });
-      }),
-    );
+    await inTransaction(2, "commit");
     expect(await placed()).toBe(before + 2);
-    // Outside countedOnCommit a count is taken at once.
+    // Through a scope no DeferredCounts covers, a count is taken at once.
     await placeHold(t.db, { accountId: id, amount: 5 });
     expect(await placed()).toBe(before + 3);
   });

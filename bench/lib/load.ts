@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import autocannon from "autocannon";
+import { type CpuProcesses, type CpuUse, withCpu } from "./cpu.ts";
 
 export interface LoadOptions {
   url: string;
@@ -26,6 +27,17 @@ export interface LoadResult {
   errors: number;
   timeouts: number;
   statusCodes: Record<string, number>;
+  /** Where the machine's CPU went during the run, per expected response (see withCpu). */
+  cpu?: CpuUse | undefined;
+}
+
+/** `load`, with the CPU per expected response of the processes that serve it. */
+export async function measuredLoad(
+  processes: CpuProcesses,
+  load: () => Promise<LoadResult>,
+): Promise<LoadResult> {
+  const { result, cpu } = await withCpu(processes, load, (r) => r.ok);
+  return { ...result, cpu };
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { BenchConfig } from "../config.ts";
 import type { CeilingResult } from "../scenarios/ceiling.ts";
 import type { SettlementResult } from "../scenarios/settlements.ts";
+import { CPU_GROUPS, type CpuUse } from "./cpu.ts";
 import type { LoadResult } from "./load.ts";
 import type { MachineInfo } from "./machine.ts";
 import { round } from "./results.ts";
@@ -54,6 +55,28 @@ const COLUMNS: Column[] = [
   { title: "vs HTTP limit", align: "right" },
 ];
 
+const CPU_COLUMNS: Column[] = [
+  { title: "scenario", align: "left" },
+  ...CPU_GROUPS.map((group): Column => ({ title: group, align: "right" })),
+  { title: "all", align: "right" },
+  { title: "busy", align: "right" },
+  { title: "cores allow /s", align: "right" },
+];
+
+const cpuTotal = (cpu: CpuUse) => CPU_GROUPS.reduce((sum, g) => sum + cpu.usPerOp[g], 0);
+
+/** One row of µs per operation; "cores allow" is the rate at which every core would be busy. */
+function cpuRow(label: string, cpu: CpuUse): string[] {
+  const all = cpuTotal(cpu);
+  return [
+    label,
+    ...CPU_GROUPS.map((group) => fixed(cpu.usPerOp[group])),
+    fixed(all),
+    `${Math.round(cpu.busy * 100)}%`,
+    fixed((cpu.cores * 1e6) / all),
+  ];
+}
+
 function loadRow(
   label: string,
   outcome: Outcome<LoadResult>,
@@ -96,16 +119,27 @@ export function formatReport(report: Report): string {
         ]
       : [label, outcome.status, "-", "-", "-", "-", "-"];
   };
+  const label: Record<keyof Runs, string> = {
+    holdsSpread: `holds, spread over ${accounts} accounts`,
+    holdsHot: "holds, one hot account",
+    holdsSpreadUnbatched: "holds, spread, batching off",
+    ceilingSpread: `ceiling, spread (${pg})`,
+    ceilingHot: `ceiling, hot (${pg})`,
+    httpLimit: "HTTP limit (bare node:http, 201)",
+    settlements: "settles via worker",
+    readsSmall: `balance read, ${fixed(config.historyEntries.small)} entries`,
+    readsLarge: `balance read, ${fixed(config.historyEntries.large)} entries`,
+  };
   const rows = [
-    loadRow(`holds, spread over ${accounts} accounts`, runs.holdsSpread, ceilingSpread, httpLimit),
-    loadRow("holds, one hot account", runs.holdsHot, ceilingHot, httpLimit),
-    loadRow("holds, spread, batching off", runs.holdsSpreadUnbatched, ceilingSpread, httpLimit),
-    ceilingRow(`ceiling, spread (${pg})`, runs.ceilingSpread),
-    ceilingRow(`ceiling, hot (${pg})`, runs.ceilingHot),
-    loadRow("HTTP limit (bare node:http, 201)", runs.httpLimit, undefined, httpLimit),
+    loadRow(label.holdsSpread, runs.holdsSpread, ceilingSpread, httpLimit),
+    loadRow(label.holdsHot, runs.holdsHot, ceilingHot, httpLimit),
+    loadRow(label.holdsSpreadUnbatched, runs.holdsSpreadUnbatched, ceilingSpread, httpLimit),
+    ceilingRow(label.ceilingSpread, runs.ceilingSpread),
+    ceilingRow(label.ceilingHot, runs.ceilingHot),
+    loadRow(label.httpLimit, runs.httpLimit, undefined, httpLimit),
     settle
       ? [
-          `settles via worker (${fixed(settle.placed.ok)} holds)`,
+          `${label.settlements} (${fixed(settle.placed.ok)} holds)`,
           fixed(settle.settlesPerSecond),
           "-",
           "-",
@@ -113,20 +147,15 @@ export function formatReport(report: Report): string {
           "-",
           "-",
         ]
-      : ["settles via worker", runs.settlements.status, "-", "-", "-", "-", "-"],
-    loadRow(
-      `balance read, ${fixed(config.historyEntries.small)} entries`,
-      runs.readsSmall,
-      undefined,
-      undefined,
-    ),
-    loadRow(
-      `balance read, ${fixed(config.historyEntries.large)} entries`,
-      runs.readsLarge,
-      undefined,
-      undefined,
-    ),
+      : [label.settlements, runs.settlements.status, "-", "-", "-", "-", "-"],
+    loadRow(label.readsSmall, runs.readsSmall, undefined, undefined),
+    loadRow(label.readsLarge, runs.readsLarge, undefined, undefined),
   ];
+  const cpuRows = (Object.keys(label) as (keyof Runs)[]).flatMap((key) => {
+    const outcome: Outcome<{ cpu?: CpuUse | undefined }> = runs[key];
+    const cpu = value(outcome)?.cpu;
+    return cpu ? [cpuRow(label[key], cpu)] : [];
+  });
 
   const lines = [
     `holdfast bench — ${machine.date}`,
@@ -136,6 +165,13 @@ export function formatReport(report: Report): string {
     formatTable(COLUMNS, rows),
     "",
   ];
+  if (cpuRows.length > 0) {
+    lines.push(
+      "CPU per operation, µs, from /proc during each measurement (server: the process under test; bench: autocannon, pgbench, the fulfilment stub)",
+      formatTable(CPU_COLUMNS, cpuRows),
+      "",
+    );
+  }
   const batched = value(runs.holdsSpread);
   const unbatched = value(runs.holdsSpreadUnbatched);
   if (batched && unbatched) {
@@ -176,8 +212,19 @@ function loadJson(load: LoadResult) {
     errors: load.errors,
     timeouts: load.timeouts,
     statusCodes: load.statusCodes,
+    cpu: cpuJson(load.cpu),
   };
 }
+
+const cpuJson = (cpu: CpuUse | undefined) =>
+  cpu
+    ? {
+        usPerOp: Object.fromEntries(CPU_GROUPS.map((g) => [g, round(cpu.usPerOp[g])])),
+        allUsPerOp: round(cpuTotal(cpu)),
+        busy: round(cpu.busy, 3),
+        cores: cpu.cores,
+      }
+    : null;
 
 function outcomeJson<T>(outcome: Outcome<T>, shape: (result: T) => object) {
   return outcome.status === "ok"
@@ -200,6 +247,7 @@ export function reportJson(report: Report) {
     p99Ms: c.latencyMs ? round(c.latencyMs.p99, 2) : null,
     clients: c.clients,
     threads: c.threads,
+    cpu: cpuJson(c.cpu),
   });
   const rate = (o: Outcome<LoadResult>) => value(o)?.okPerSecond;
   const small = value(runs.readsSmall);
@@ -234,6 +282,7 @@ export function reportJson(report: Report) {
         firstAfterS: round(s.firstAfterS, 3),
         deliveries: s.deliveries ?? null,
         placement: loadJson(s.placed),
+        cpu: cpuJson(s.cpu),
       })),
       readsSmall: outcomeJson(runs.readsSmall, loadJson),
       readsLarge: outcomeJson(runs.readsLarge, loadJson),

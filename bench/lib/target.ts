@@ -5,6 +5,8 @@ import { whenSlotFree } from "./retry.ts";
 
 export interface Api {
   baseUrl: string;
+  /** The API's process, when the bench started it. */
+  pid?: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -28,6 +30,7 @@ export function ownTarget(config: BenchConfig, databaseUrl: string): Target {
       const api = await startServe(config, { databaseUrl, scenario, extra });
       return {
         baseUrl: api.baseUrl,
+        pid: api.child.process.pid,
         stop: async () => {
           await api.child.stop();
         },

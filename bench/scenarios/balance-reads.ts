@@ -1,5 +1,5 @@
 import { type BenchContext, log } from "../lib/context.ts";
-import { type LoadResult, runLoad } from "../lib/load.ts";
+import { type LoadResult, measuredLoad, runLoad } from "../lib/load.ts";
 import { quiesce } from "../lib/target.ts";
 
 /**
@@ -33,7 +33,7 @@ export async function balanceReads(
     log(
       `balance reads (${entries} entries): ${config.connections} connections for ${config.readDurationS}s`,
     );
-    return await load(config.readDurationS);
+    return await measuredLoad({ server: [api.pid] }, () => load(config.readDurationS));
   } finally {
     await api.stop();
   }

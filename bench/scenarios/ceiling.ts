@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startChild } from "../lib/children.ts";
 import { type BenchContext, log } from "../lib/context.ts";
+import { type CpuUse, withCpu } from "../lib/cpu.ts";
 import {
   benchDatabaseName,
   connect,
@@ -24,6 +25,8 @@ export interface CeilingResult {
   latencyMs: { p50: number; p99: number } | undefined;
   clients: number;
   threads: number;
+  /** Per transaction, over the pgbench run. */
+  cpu: CpuUse | undefined;
 }
 
 function findPgbench(): string {
@@ -72,7 +75,7 @@ async function logLatencies(dir: string): Promise<CeilingResult["latencyMs"]> {
   return { p50: at(0.5), p99: at(0.99) };
 }
 
-function parse(output: string): Omit<CeilingResult, "clients" | "threads" | "latencyMs"> {
+function parse(output: string): Omit<CeilingResult, "clients" | "threads" | "latencyMs" | "cpu"> {
   const tps = /^tps = ([\d.]+)/m.exec(output);
   if (!tps) throw new Error(`no tps in pgbench output:\n${output}`);
   return {
@@ -122,11 +125,20 @@ export async function ceiling(ctx: BenchContext, spread: Spread): Promise<Ceilin
     log(
       `ceiling (${spread}): pgbench -c ${config.pgbenchClients} -j ${config.pgbenchThreads} -T ${config.durationS}`,
     );
-    const child = startChild("pgbench", pgbench, args);
-    const code = await child.exited;
-    if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${child.output()}`);
+    const { result: child, cpu } = await withCpu(
+      {},
+      async (track) => {
+        const child = startChild("pgbench", pgbench, args);
+        track("bench", child.process.pid);
+        const code = await child.exited;
+        if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${child.output()}`);
+        return child;
+      },
+      (child) => parse(child.output()).transactions,
+    );
     return {
       ...parse(child.output()),
+      cpu,
       latencyMs: await logLatencies(dir),
       clients: config.pgbenchClients,
       threads: config.pgbenchThreads,

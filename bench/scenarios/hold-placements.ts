@@ -1,5 +1,5 @@
 import { type BenchContext, log } from "../lib/context.ts";
-import { type LoadResult, runLoad } from "../lib/load.ts";
+import { type LoadResult, measuredLoad, runLoad } from "../lib/load.ts";
 import { quiesce } from "../lib/target.ts";
 
 export type Spread = "spread" | "hot";
@@ -47,7 +47,7 @@ export async function holdPlacements(
     log(`holds (${name}): warm-up ${config.warmupS}s`);
     await load(config.warmupS);
     log(`holds (${name}): ${config.connections} connections for ${config.durationS}s`);
-    return await load(config.durationS);
+    return await measuredLoad({ server: [api.pid] }, () => load(config.durationS));
   } finally {
     await api.stop();
   }

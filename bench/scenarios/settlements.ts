@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Child } from "../lib/children.ts";
 import { type BenchContext, log } from "../lib/context.ts";
+import { type CpuUse, withCpu } from "../lib/cpu.ts";
 import { connect } from "../lib/database.ts";
 import { startWorker } from "../lib/holdfast.ts";
 import { type LoadResult, runLoad } from "../lib/load.ts";
@@ -17,10 +19,38 @@ export interface SettlementResult {
   /** From the worker reporting ready to the first settlement. */
   firstAfterS: number;
   deliveries: number | undefined;
+  /** Per settled hold, from the worker reporting ready until none was pending. */
+  cpu: CpuUse | undefined;
 }
 
 /** The bench stops waiting when no hold has settled for this long. */
 const STALL_MS = 30_000;
+
+/** Waits until no hold of the batch is pending, or none settles for STALL_MS; answers how many settled. */
+async function drain(
+  sql: ReturnType<typeof connect>,
+  orderId: string,
+  worker: Child,
+): Promise<number> {
+  let last = -1;
+  let progressAt = Date.now();
+  for (;;) {
+    const [row] = await sql<{ settled: number; pending: number }[]>`
+      SELECT count(*) FILTER (WHERE status = 'settled')::int AS settled,
+             count(*) FILTER (WHERE status = 'pending')::int AS pending
+        FROM holds WHERE order_id = ${orderId}`;
+    if (row!.pending === 0) return row!.settled;
+    if (row!.settled !== last) {
+      last = row!.settled;
+      progressAt = Date.now();
+    } else if (Date.now() - progressAt > STALL_MS) {
+      log(`settlements: no progress for ${STALL_MS / 1000}s, ${row!.pending} still pending`);
+      return row!.settled;
+    }
+    if (worker.process.exitCode !== null) throw new Error(`worker exited:\n${worker.output()}`);
+    await sleep(500);
+  }
+}
 
 /**
  * Scenario 4: settlements through `holdfast worker` and the fulfilment webhook. A `serve` with
@@ -72,25 +102,13 @@ export async function settlements(ctx: BenchContext): Promise<SettlementResult> 
       extra: { FULFILMENT_URL: stub.url, HOLDFAST_SWEEP_INTERVAL_MS: "3600000" },
     });
     const ready = Date.now();
+    let cpu: CpuUse | undefined;
     try {
-      let last = -1;
-      let progressAt = Date.now();
-      for (;;) {
-        const [row] = await sql<{ settled: number; pending: number }[]>`
-          SELECT count(*) FILTER (WHERE status = 'settled')::int AS settled,
-                 count(*) FILTER (WHERE status = 'pending')::int AS pending
-            FROM holds WHERE order_id = ${orderId}`;
-        if (row!.pending === 0) break;
-        if (row!.settled !== last) {
-          last = row!.settled;
-          progressAt = Date.now();
-        } else if (Date.now() - progressAt > STALL_MS) {
-          log(`settlements: no progress for ${STALL_MS / 1000}s, ${row!.pending} still pending`);
-          break;
-        }
-        if (worker.process.exitCode !== null) throw new Error(`worker exited:\n${worker.output()}`);
-        await sleep(500);
-      }
+      ({ cpu } = await withCpu(
+        { server: [worker.process.pid], bench: [stub.child.process.pid] },
+        () => drain(sql, orderId, worker),
+        (settled) => settled,
+      ));
     } finally {
       await worker.stop();
     }
@@ -112,6 +130,7 @@ export async function settlements(ctx: BenchContext): Promise<SettlementResult> 
       spanS,
       firstAfterS: span!.first ? (span!.first.getTime() - ready) / 1000 : 0,
       deliveries: deliveries === undefined ? undefined : Number(deliveries),
+      cpu,
     };
   } finally {
     await sql.end();

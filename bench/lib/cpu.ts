@@ -1,0 +1,120 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+
+/**
+ * Where the CPU of a measurement went, read from /proc (Linux only), by group: the server
+ * under test (the holdfast processes, or the bare HTTP server), every Postgres and Redis
+ * process of the machine, the bench's own load (this process, where autocannon runs, and the
+ * helpers it started: pgbench, the fulfilment stub) and the rest. Per operation, it says what
+ * one operation costs the machine, and so the rate its cores allow at best.
+ */
+export const CPU_GROUPS = ["server", "postgres", "redis", "bench", "other"] as const;
+export type CpuGroup = (typeof CPU_GROUPS)[number];
+
+export interface CpuUse {
+  /** Microseconds of CPU per operation, by group. */
+  usPerOp: Record<CpuGroup, number>;
+  /** Share of the machine's CPU time that was busy during the measurement (0–1). */
+  busy: number;
+  cores: number;
+}
+
+export interface CpuProcesses {
+  server?: (number | undefined)[];
+  bench?: (number | undefined)[];
+}
+
+/** Linux's USER_HZ: /proc reports CPU time in these ticks. */
+const TICKS_PER_SECOND = 100;
+/** Processes that exit during a measurement (pgbench's backends) are seen up to this late. */
+const SAMPLE_EVERY_MS = 200;
+
+type Times = Map<number, { group: CpuGroup; seconds: number }>;
+
+function groupOf(pid: number, comm: string, known: Map<number, CpuGroup>): CpuGroup {
+  const group = known.get(pid);
+  if (group) return group;
+  if (comm === "postgres") return "postgres";
+  if (comm.startsWith("redis-server")) return "redis";
+  return "other";
+}
+
+/** CPU seconds of every process, and the machine's total and idle ticks from /proc/stat. */
+function sample(known: Map<number, CpuGroup>): { times: Times; total: number; idle: number } {
+  const times: Times = new Map();
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    let line: string;
+    try {
+      line = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid …": comm may hold spaces, so split after its closing parenthesis.
+    const close = line.lastIndexOf(")");
+    const comm = line.slice(line.indexOf("(") + 1, close);
+    const fields = line.slice(close + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
+    times.set(pid, { group: groupOf(pid, comm, known), seconds: ticks / TICKS_PER_SECOND });
+  }
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
+  const ticks = cpu.slice(1).map(Number);
+  return { times, total: ticks.reduce((a, b) => a + b, 0), idle: ticks[3]! + ticks[4]! };
+}
+
+/**
+ * Runs `measure` and answers its result with the CPU spent meanwhile per operation
+ * (`operations` of the result), by group. `measure` tells of the processes it starts with
+ * `track`. A process that started during the measurement counts from its start. Off Linux
+ * `cpu` is undefined.
+ */
+export async function withCpu<T>(
+  processes: CpuProcesses,
+  measure: (track: (group: "server" | "bench", pid: number | undefined) => void) => Promise<T>,
+  operations: (result: T) => number,
+): Promise<{ result: T; cpu: CpuUse | undefined }> {
+  const known = new Map<number, CpuGroup>([[process.pid, "bench"]]);
+  const track = (group: "server" | "bench", pid: number | undefined) => {
+    if (pid !== undefined) known.set(pid, group);
+  };
+  for (const pid of processes.server ?? []) track("server", pid);
+  for (const pid of processes.bench ?? []) track("bench", pid);
+  let first: ReturnType<typeof sample>;
+  try {
+    first = sample(known);
+  } catch {
+    return { result: await measure(track), cpu: undefined };
+  }
+  // The latest CPU time seen of every process, exited ones included.
+  const latest: Times = new Map(first.times);
+  const refresh = () => {
+    const now = sample(known);
+    for (const [pid, time] of now.times) latest.set(pid, time);
+    return now;
+  };
+  const timer = setInterval(refresh, SAMPLE_EVERY_MS);
+  let result: T;
+  let last: ReturnType<typeof sample>;
+  try {
+    result = await measure(track);
+  } finally {
+    clearInterval(timer);
+    last = refresh();
+  }
+  const ops = operations(result);
+  if (ops <= 0) return { result, cpu: undefined };
+  const usPerOp = Object.fromEntries(CPU_GROUPS.map((g) => [g, 0])) as Record<CpuGroup, number>;
+  for (const [pid, time] of latest) {
+    usPerOp[time.group] += ((time.seconds - (first.times.get(pid)?.seconds ?? 0)) * 1e6) / ops;
+  }
+  const total = last.total - first.total;
+  return {
+    result,
+    cpu: {
+      usPerOp,
+      busy: total > 0 ? 1 - (last.idle - first.idle) / total : 0,
+      cores: availableParallelism(),
+    },
+  };
+}

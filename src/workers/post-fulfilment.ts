@@ -63,20 +63,34 @@ export async function postFulfilment(
     "Idempotency-Key": hold.id,
   };
   if (config.secret) headers["Holdfast-Signature"] = fulfilmentSignature(config.secret, body);
-  // undici's request rather than fetch: no web streams, Request and Response objects per call
-  // (fetch was a third of a worker's CPU). Redirects are not followed: a 3xx is retried.
-  const response = await request(config.url, {
-    method: "POST",
-    headers,
-    body,
-    signal: AbortSignal.timeout(config.timeoutMs ?? FULFILMENT_TIMEOUT_MS),
-  });
-  const text = await readBounded(response.body);
+  // A timer cleared as soon as the answer is read, not AbortSignal.timeout: that one costs
+  // 7 µs and lives for the whole timeout, 40,000 of them at once at 4,000 settles/s.
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("the fulfilment webhook timed out", "TimeoutError")),
+    config.timeoutMs ?? FULFILMENT_TIMEOUT_MS,
+  );
+  let text: string | undefined;
+  let status: number;
+  try {
+    // undici's request rather than fetch: no web streams, Request and Response objects per call
+    // (fetch was a third of a worker's CPU). Redirects are not followed: a 3xx is retried.
+    const response = await request(config.url, {
+      method: "POST",
+      headers,
+      body,
+      signal: controller.signal,
+    });
+    status = response.statusCode;
+    text = await readBounded(response.body);
+  } finally {
+    clearTimeout(timer);
+  }
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;
   } catch {
     parsed = undefined;
   }
-  return { status: response.statusCode, body: parsed };
+  return { status, body: parsed };
 }

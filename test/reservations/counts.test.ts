@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyWrites, type WriteCommand } from "../../src/http/write-path.ts";
 import { DeferredCounts, holdsPlaced } from "../../src/metrics.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -36,5 +37,29 @@ describe("hold counts", () => {
     // Through a scope no DeferredCounts covers, a count is taken at once.
     await placeHold(t.db, { accountId: id, amount: 5 });
     expect(await placed()).toBe(before + 3);
+  });
+
+  it("count a write-path batch's holds once it commits: a batch that fails as a whole counts none", async () => {
+    const id = await fundedAccount(t.db, "counts-batch", 100);
+    const command = (effect: WriteCommand["effect"]): WriteCommand => ({
+      order: id,
+      status: 201,
+      requestId: "counts",
+      atomic: true,
+      effect,
+    });
+    const place = command((tx) => placeHold(tx, { accountId: id, amount: 5 }));
+    const before = await placed();
+    await expect(
+      applyWrites(t.db, [
+        place,
+        command(async () => {
+          throw new Error("not a domain error: the whole batch rolls back");
+        }),
+      ]),
+    ).rejects.toThrow("rolls back");
+    expect(await placed()).toBe(before);
+    await applyWrites(t.db, [place, place]);
+    expect(await placed()).toBe(before + 2);
   });
 });

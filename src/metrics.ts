@@ -36,6 +36,7 @@ export function count(scope: object, counter: Counter, n = 1): void {
 /**
  * The counts of one transaction: made through the scopes it covers, applied by commit(); if
  * the transaction rolls back, commit() is never called and they are dropped with this object.
+ * A savepoint gets its own, absorbed by the transaction's once the savepoint is released.
  * An explicit scope rather than AsyncLocalStorage, whose promise hooks cost every promise of
  * the process (a twentieth of the API's CPU).
  */
@@ -44,6 +45,11 @@ export class DeferredCounts {
 
   cover(scope: object): void {
     deferred.set(scope, this.pending);
+  }
+
+  /** The counts of a released savepoint: they now wait for this transaction's commit. */
+  absorb(savepoint: DeferredCounts): void {
+    this.pending.push(...savepoint.pending.splice(0));
   }
 
   commit(): void {

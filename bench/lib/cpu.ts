@@ -16,6 +16,8 @@ export interface CpuUse {
   usPerOp: Record<CpuGroup, number>;
   /** Share of the machine's CPU time that was busy during the measurement (0–1). */
   busy: number;
+  /** Share that the hypervisor gave to other guests (steal), counted in neither. */
+  steal: number;
   cores: number;
 }
 
@@ -26,10 +28,14 @@ export interface CpuProcesses {
 
 /** Linux's USER_HZ: /proc reports CPU time in these ticks. */
 const TICKS_PER_SECOND = 100;
-/** Processes that exit during a measurement (pgbench's backends) are seen up to this late. */
+/**
+ * Processes that exit during a measurement (pgbench's backends) are seen up to this late:
+ * their last 200 ms at most go uncounted.
+ */
 const SAMPLE_EVERY_MS = 200;
 
-type Times = Map<number, { group: CpuGroup; seconds: number }>;
+/** By process: pid and start time, so that a pid reused meanwhile is another process. */
+type Times = Map<string, { group: CpuGroup; seconds: number }>;
 
 function groupOf(pid: number, comm: string, known: Map<number, CpuGroup>): CpuGroup {
   const group = known.get(pid);
@@ -39,8 +45,13 @@ function groupOf(pid: number, comm: string, known: Map<number, CpuGroup>): CpuGr
   return "other";
 }
 
-/** CPU seconds of every process, and the machine's total and idle ticks from /proc/stat. */
-function sample(known: Map<number, CpuGroup>): { times: Times; total: number; idle: number } {
+/** CPU seconds of every process, and the machine's ticks from /proc/stat. */
+function sample(known: Map<number, CpuGroup>): {
+  times: Times;
+  total: number;
+  idle: number;
+  steal: number;
+} {
   const times: Times = new Map();
   for (const entry of readdirSync("/proc")) {
     const pid = Number(entry);
@@ -56,16 +67,26 @@ function sample(known: Map<number, CpuGroup>): { times: Times; total: number; id
     const comm = line.slice(line.indexOf("(") + 1, close);
     const fields = line.slice(close + 2).split(" ");
     const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-    times.set(pid, { group: groupOf(pid, comm, known), seconds: ticks / TICKS_PER_SECOND });
+    times.set(`${pid}:${fields[19]}`, {
+      group: groupOf(pid, comm, known),
+      seconds: ticks / TICKS_PER_SECOND,
+    });
   }
+  // user nice system idle iowait irq softirq steal; guest time is already in user and nice.
   const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/);
-  const ticks = cpu.slice(1).map(Number);
-  return { times, total: ticks.reduce((a, b) => a + b, 0), idle: ticks[3]! + ticks[4]! };
+  const ticks = cpu.slice(1, 9).map(Number);
+  return {
+    times,
+    total: ticks.reduce((a, b) => a + b, 0),
+    idle: ticks[3]! + ticks[4]!,
+    steal: ticks[7] ?? 0,
+  };
 }
 
 /**
  * Runs `measure` and answers its result with the CPU spent meanwhile per operation
- * (`operations` of the result), by group. `measure` tells of the processes it starts with
+ * (`operations` of the result), by group. The sampling itself runs in this process and counts
+ * as bench. `measure` tells of the processes it starts with
  * `track`. A process that started during the measurement counts from its start. Off Linux
  * `cpu` is undefined.
  */
@@ -105,15 +126,18 @@ export async function withCpu<T>(
   const ops = operations(result);
   if (ops <= 0) return { result, cpu: undefined };
   const usPerOp = Object.fromEntries(CPU_GROUPS.map((g) => [g, 0])) as Record<CpuGroup, number>;
-  for (const [pid, time] of latest) {
-    usPerOp[time.group] += ((time.seconds - (first.times.get(pid)?.seconds ?? 0)) * 1e6) / ops;
+  for (const [id, time] of latest) {
+    usPerOp[time.group] += ((time.seconds - (first.times.get(id)?.seconds ?? 0)) * 1e6) / ops;
   }
   const total = last.total - first.total;
+  const idle = last.idle - first.idle;
+  const steal = last.steal - first.steal;
   return {
     result,
     cpu: {
       usPerOp,
-      busy: total > 0 ? 1 - (last.idle - first.idle) / total : 0,
+      busy: total > 0 ? (total - idle - steal) / total : 0,
+      steal: total > 0 ? steal / total : 0,
       cores: availableParallelism(),
     },
   };

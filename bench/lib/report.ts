@@ -222,6 +222,7 @@ const cpuJson = (cpu: CpuUse | undefined) =>
         usPerOp: Object.fromEntries(CPU_GROUPS.map((g) => [g, round(cpu.usPerOp[g])])),
         allUsPerOp: round(cpuTotal(cpu)),
         busy: round(cpu.busy, 3),
+        steal: round(cpu.steal, 3),
         cores: cpu.cores,
       }
     : null;

@@ -125,19 +125,19 @@ export async function ceiling(ctx: BenchContext, spread: Spread): Promise<Ceilin
     log(
       `ceiling (${spread}): pgbench -c ${config.pgbenchClients} -j ${config.pgbenchThreads} -T ${config.durationS}`,
     );
-    const { result: child, cpu } = await withCpu(
+    const { result, cpu } = await withCpu(
       {},
       async (track) => {
         const child = startChild("pgbench", pgbench, args);
         track("bench", child.process.pid);
         const code = await child.exited;
         if (code !== 0) throw new Error(`pgbench exited with ${code}:\n${child.output()}`);
-        return child;
+        return parse(child.output());
       },
-      (child) => parse(child.output()).transactions,
+      (parsed) => parsed.transactions,
     );
     return {
-      ...parse(child.output()),
+      ...result,
       cpu,
       latencyMs: await logLatencies(dir),
       clients: config.pgbenchClients,

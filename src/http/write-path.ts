@@ -204,15 +204,25 @@ async function runEffects(
   return Promise.all(
     commands.map((command) =>
       renderOutcome(command.requestId, command.status, () =>
-        command.atomic
-          ? command.effect(tx)
-          : tx.transaction((savepoint) => {
-              counts.cover(savepoint);
-              return command.effect(savepoint);
-            }),
+        command.atomic ? command.effect(tx) : inSavepoint(tx, counts, command.effect),
       ),
     ),
   );
+}
+
+/** `effect` in a savepoint, whose hold counts join the transaction's only if it is released. */
+async function inSavepoint(
+  tx: Tx,
+  counts: DeferredCounts,
+  effect: WriteCommand["effect"],
+): Promise<unknown> {
+  const own = new DeferredCounts();
+  const result = await tx.transaction((savepoint) => {
+    own.cover(savepoint);
+    return effect(savepoint);
+  });
+  counts.absorb(own);
+  return result;
 }
 
 export interface BatchOptions {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyWrites, type WriteCommand } from "../../src/http/write-path.ts";
+import { DomainError } from "../../src/ledger/errors.ts";
 import { DeferredCounts, holdsPlaced } from "../../src/metrics.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -61,5 +62,27 @@ describe("hold counts", () => {
     expect(await placed()).toBe(before);
     await applyWrites(t.db, [place, place]);
     expect(await placed()).toBe(before + 2);
+  });
+
+  it("count none of a savepoint that rolls back inside a transaction that commits", async () => {
+    const id = await fundedAccount(t.db, "counts-savepoint", 100);
+    const before = await placed();
+    const [outcome] = await applyWrites(t.db, [
+      {
+        order: id,
+        status: 201,
+        requestId: "counts",
+        atomic: false,
+        effect: async (tx) => {
+          await placeHold(tx, { accountId: id, amount: 5 });
+          throw new DomainError(
+            "insufficient_funds",
+            "refused after placing: the savepoint rolls back",
+          );
+        },
+      },
+    ]);
+    expect(outcome!.response.status).toBe(422);
+    expect(await placed()).toBe(before);
   });
 });

@@ -1,7 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
 import { ADMIN, SERVICE } from "./app.ts";
 import { REDIS_URL } from "./urls.ts";
+import { deleteKeysUnder, testPrefix } from "./workers.ts";
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -9,11 +10,15 @@ export interface ServeProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `holdfast serve` as its own OS process on a free port. */
+/**
+ * Starts `holdfast serve` as its own OS process on a free port. Unless `env` names the queue
+ * prefix, the process gets one of its own, whose keys stop() deletes once it has exited.
+ */
 export async function spawnServe(
   databaseUrl: string,
   env: Record<string, string> = {},
 ): Promise<ServeProcess> {
+  const ownPrefix = env.HOLDFAST_QUEUE_PREFIX === undefined ? testPrefix() : undefined;
   const child = spawn(process.execPath, ["bin/holdfast.js", "serve"], {
     env: {
       ...process.env,
@@ -23,7 +28,7 @@ export async function spawnServe(
       LOG_LEVEL: "info",
       HOLDFAST_ADMIN_TOKEN: ADMIN,
       HOLDFAST_SERVICE_TOKEN: SERVICE,
-      HOLDFAST_QUEUE_PREFIX: `{hf-test-${randomUUID()}}`,
+      HOLDFAST_QUEUE_PREFIX: ownPrefix,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -50,11 +55,17 @@ export async function spawnServe(
   return {
     child,
     baseUrl: `http://127.0.0.1:${port}`,
-    stop: (signal = "SIGTERM") =>
-      new Promise((resolve) => {
+    async stop(signal = "SIGTERM") {
+      const code = await new Promise<number | null>((resolve) => {
         if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once("exit", (code) => resolve(code));
+        child.once("exit", (exitCode) => resolve(exitCode));
         child.kill(signal);
-      }),
+      });
+      if (ownPrefix) {
+        const redis = new Redis(REDIS_URL, { lazyConnect: true });
+        await deleteKeysUnder(redis, ownPrefix).finally(() => redis.disconnect());
+      }
+      return code;
+    },
   };
 }

@@ -38,7 +38,7 @@ export function count(scope: object, counter: Counter, n = 1): void {
  * the transaction rolls back, commit() is never called and they are dropped with this object.
  * A savepoint gets its own, absorbed by the transaction's once the savepoint is released.
  * An explicit scope rather than AsyncLocalStorage, whose promise hooks cost every promise of
- * the process (a twentieth of the API's CPU).
+ * the process (a few per cent of the API's CPU).
  */
 export class DeferredCounts {
   private readonly pending: (() => void)[] = [];

@@ -21,10 +21,8 @@ export interface CpuUse {
   cores: number;
 }
 
-export interface CpuProcesses {
-  server?: (number | undefined)[];
-  bench?: (number | undefined)[];
-}
+/** Names a process of the measurement's server or bench group (no pid: nothing to name). */
+export type Track = (group: "server" | "bench", pid: number | undefined) => void;
 
 /** Linux's USER_HZ: /proc reports CPU time in these ticks. */
 const TICKS_PER_SECOND = 100;
@@ -85,22 +83,19 @@ function sample(known: Map<number, CpuGroup>): {
 
 /**
  * Runs `measure` and answers its result with the CPU spent meanwhile per operation
- * (`operations` of the result), by group. The sampling itself runs in this process and counts
- * as bench. `measure` tells of the processes it starts with
- * `track`. A process that started during the measurement counts from its start. Off Linux
- * `cpu` is undefined.
+ * (`operations` of the result), by group. `measure` names the server's and the bench's
+ * processes with `track`; a process counts in the group it was last seen in, from the start of
+ * the measurement or its own. The sampling itself runs in this process and counts as bench.
+ * Off Linux `cpu` is undefined.
  */
 export async function withCpu<T>(
-  processes: CpuProcesses,
-  measure: (track: (group: "server" | "bench", pid: number | undefined) => void) => Promise<T>,
+  measure: (track: Track) => Promise<T>,
   operations: (result: T) => number,
 ): Promise<{ result: T; cpu: CpuUse | undefined }> {
   const known = new Map<number, CpuGroup>([[process.pid, "bench"]]);
-  const track = (group: "server" | "bench", pid: number | undefined) => {
+  const track: Track = (group, pid) => {
     if (pid !== undefined) known.set(pid, group);
   };
-  for (const pid of processes.server ?? []) track("server", pid);
-  for (const pid of processes.bench ?? []) track("bench", pid);
   let first: ReturnType<typeof sample>;
   try {
     first = sample(known);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import autocannon from "autocannon";
-import { type CpuProcesses, type CpuUse, withCpu } from "./cpu.ts";
+import { type CpuUse, withCpu } from "./cpu.ts";
 
 export interface LoadOptions {
   url: string;
@@ -31,12 +31,18 @@ export interface LoadResult {
   cpu?: CpuUse | undefined;
 }
 
-/** `load`, with the CPU per expected response of the processes that serve it. */
+/** `load`, with the CPU per expected response, the process `serverPid` as the server. */
 export async function measuredLoad(
-  processes: CpuProcesses,
+  serverPid: number | undefined,
   load: () => Promise<LoadResult>,
 ): Promise<LoadResult> {
-  const { result, cpu } = await withCpu(processes, load, (r) => r.ok);
+  const { result, cpu } = await withCpu(
+    (track) => {
+      track("server", serverPid);
+      return load();
+    },
+    (r) => r.ok,
+  );
   return { ...result, cpu };
 }
 

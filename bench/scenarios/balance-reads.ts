@@ -33,7 +33,7 @@ export async function balanceReads(
     log(
       `balance reads (${entries} entries): ${config.connections} connections for ${config.readDurationS}s`,
     );
-    return await measuredLoad({ server: [api.pid] }, () => load(config.readDurationS));
+    return await measuredLoad(api.pid, () => load(config.readDurationS));
   } finally {
     await api.stop();
   }

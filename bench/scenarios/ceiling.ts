@@ -126,7 +126,6 @@ export async function ceiling(ctx: BenchContext, spread: Spread): Promise<Ceilin
       `ceiling (${spread}): pgbench -c ${config.pgbenchClients} -j ${config.pgbenchThreads} -T ${config.durationS}`,
     );
     const { result, cpu } = await withCpu(
-      {},
       async (track) => {
         const child = startChild("pgbench", pgbench, args);
         track("bench", child.process.pid);

@@ -47,7 +47,7 @@ export async function holdPlacements(
     log(`holds (${name}): warm-up ${config.warmupS}s`);
     await load(config.warmupS);
     log(`holds (${name}): ${config.connections} connections for ${config.durationS}s`);
-    return await measuredLoad({ server: [api.pid] }, () => load(config.durationS));
+    return await measuredLoad(api.pid, () => load(config.durationS));
   } finally {
     await api.stop();
   }

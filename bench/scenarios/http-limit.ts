@@ -32,7 +32,7 @@ export async function httpLimit(ctx: BenchContext): Promise<LoadResult> {
     log(`HTTP limit: warm-up ${config.warmupS}s`);
     await load(config.warmupS);
     log(`HTTP limit: ${config.connections} connections for ${config.durationS}s`);
-    return await measuredLoad({ server: [server.child.process.pid] }, () => load(config.durationS));
+    return await measuredLoad(server.child.process.pid, () => load(config.durationS));
   } finally {
     await server.child.stop();
   }

@@ -105,8 +105,11 @@ export async function settlements(ctx: BenchContext): Promise<SettlementResult> 
     let cpu: CpuUse | undefined;
     try {
       ({ cpu } = await withCpu(
-        { server: [worker.process.pid], bench: [stub.child.process.pid] },
-        () => drain(sql, orderId, worker),
+        (track) => {
+          track("server", worker.process.pid);
+          track("bench", stub.child.process.pid);
+          return drain(sql, orderId, worker);
+        },
         (settled) => settled,
       ));
     } finally {

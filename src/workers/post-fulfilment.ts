@@ -70,22 +70,19 @@ export async function postFulfilment(
     () => controller.abort(new DOMException("the fulfilment webhook timed out", "TimeoutError")),
     config.timeoutMs ?? FULFILMENT_TIMEOUT_MS,
   );
-  let text: string | undefined;
-  let status: number;
-  try {
-    // undici's request rather than fetch: no web streams, Request and Response objects per call
-    // (fetch was a third of a worker's CPU). Redirects are not followed: a 3xx is retried.
-    const response = await request(config.url, {
-      method: "POST",
-      headers,
-      body,
-      signal: controller.signal,
-    });
-    status = response.statusCode;
-    text = await readBounded(response.body);
-  } finally {
-    clearTimeout(timer);
-  }
+  // undici's request rather than fetch: no web streams, Request and Response objects per call
+  // (fetch was a third of a worker's CPU). Redirects are not followed: a 3xx is retried.
+  const { status, text } = await request(config.url, {
+    method: "POST",
+    headers,
+    body,
+    signal: controller.signal,
+  })
+    .then(async (response) => ({
+      status: response.statusCode,
+      text: await readBounded(response.body),
+    }))
+    .finally(() => clearTimeout(timer));
   let parsed: unknown;
   try {
     parsed = text ? JSON.parse(text) : undefined;

@@ -46,14 +46,14 @@ export async function createTestDatabase(options: { max?: number } = {}): Promis
   };
 }
 
-/** Resolves once some backend of the database `sql` is on waits on a row lock. */
-export async function someoneWaitsOnALock(sql: postgres.Sql): Promise<void> {
+/** Resolves once `atLeast` backends of the database `sql` is on wait on a row lock. */
+export async function someoneWaitsOnALock(sql: postgres.Sql, atLeast = 1): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const [row] = await sql<{ n: number }[]>`
       SELECT count(*)::int AS n FROM pg_stat_activity
        WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-    if (row!.n > 0) return;
+    if (row!.n >= atLeast) return;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error("nobody waited on a lock");
+  throw new Error(`fewer than ${atLeast} sessions waited on a lock`);
 }

@@ -20,17 +20,6 @@ afterAll(async () => {
 
 const outcome = (r: Hold | DomainError) => (r instanceof DomainError ? r.code : r.settledAmount);
 
-async function waitersOnLocks(n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const [row] = await t.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-    if (row!.n >= n) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`fewer than ${n} sessions waited on a lock`);
-}
-
 async function holdsOf(accountId: string, amounts: number[]): Promise<string[]> {
   const ids: string[] = [];
   for (const amount of amounts) ids.push((await placeHold(t.db, { accountId, amount })).hold.id);
@@ -132,7 +121,7 @@ describe("settleHolds: many settles in one statement", () => {
       );
       await someoneWaitsOnALock(t.sql);
       outcomes = Promise.all([settle, expireOverdueHolds(t.db, 10)]);
-      await waitersOnLocks(2);
+      await someoneWaitsOnALock(t.sql, 2);
     });
     const [settled, expired] = await outcomes!;
     expect(settled.map(outcome)).toEqual(accounts.map(() => 10));

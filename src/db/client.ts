@@ -3,6 +3,7 @@ import postgres from "postgres";
 import { guardTransactions } from "./guard-transactions.ts";
 import { prepareByDefault } from "./prepare-by-default.ts";
 import * as schema from "./schema/index.ts";
+import { requireWholeResults } from "./whole-results.ts";
 
 export type Database = PostgresJsDatabase<typeof schema>;
 export type Tx = Parameters<Parameters<Database["transaction"]>[0]>[0];
@@ -50,8 +51,13 @@ export function createDb(
     },
   });
   sql.options.parsers[20] = parseInt8;
-  prepareByDefault(sql);
-  guardTransactions(sql, prepareByDefault);
+  // Every scope: the pool's sql, and each transaction's and savepoint's, made afresh by postgres.js.
+  const instrument = (scope: unknown) => {
+    prepareByDefault(scope);
+    requireWholeResults(scope);
+  };
+  instrument(sql);
+  guardTransactions(sql, instrument);
   const db = drizzle(sql, { schema });
   return { db, sql, close: () => sql.end({ timeout: 5 }) };
 }

@@ -1,3 +1,5 @@
+import { INCOMPLETE_RESULT } from "./whole-results.ts";
+
 /** The SQLSTATE of a Postgres error, looking through drizzle's DrizzleQueryError wrapper. */
 export function pgErrorCode(error: unknown): string | undefined {
   for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
@@ -32,7 +34,8 @@ export function isTransientConflict(error: unknown): boolean {
  * True when the database could not be reached or went away mid-request: a connection error,
  * the server shutting down or starting up (57P*), a connection exception (08*), or a bounded
  * wait running out (lock or statement timeout), or a deadlock or serialization failure that
- * outlasted the write path's retries. These become 503 unavailable (retry), not 500.
+ * outlasted the write path's retries, or a driver result that was not whole. These become 503
+ * unavailable (retry), not 500.
  */
 export function isUnavailable(error: unknown): boolean {
   const code = pgErrorCode(error);
@@ -44,7 +47,8 @@ export function isUnavailable(error: unknown): boolean {
     code === "55P03" ||
     isTransientConflict(error) ||
     code === "57014" ||
-    code === "53300"
+    code === "53300" ||
+    code === INCOMPLETE_RESULT
   );
 }
 

@@ -58,7 +58,10 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
   const redis = await connectRedis(env.REDIS_URL);
   const evicting = await redisEvictionWarning(redis);
   if (evicting) logger.warn(evicting);
-  const handle = createDb(env.DATABASE_URL, { max: env.HOLDFAST_DB_POOL_MAX });
+  const handle = createDb(env.DATABASE_URL, {
+    max: env.HOLDFAST_DB_POOL_MAX,
+    statementTimeoutMs: env.HOLDFAST_STATEMENT_TIMEOUT_MS,
+  });
   let producer: Producer | undefined;
   let server: RunningServer | undefined;
   let workers: RunningWorkers | undefined;

@@ -19,6 +19,7 @@ export const EnvSchema = z.object({
   FULFILMENT_SECRET: z.string().min(1).optional(),
   HOLDFAST_SWEEP_INTERVAL_MS: z.coerce.number().int().min(100).max(86_400_000).default(30_000),
   HOLDFAST_DB_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  HOLDFAST_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(15_000),
   HOLDFAST_BATCH_WINDOW_MS: z.coerce.number().min(0).max(50).default(1),
   HOLDFAST_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   HOLDFAST_QUEUE_PREFIX: z.string().min(1).default("{holdfast}"),

@@ -24,7 +24,7 @@ function parseInt8(value: string): number | bigint {
 
 export function createDb(
   url: string,
-  options: { max?: number; application?: string } = {},
+  options: { max?: number; application?: string; statementTimeoutMs?: number } = {},
 ): DbHandle {
   const sql = postgres(url, {
     max: options.max ?? 10,
@@ -46,7 +46,7 @@ export function createDb(
       TimeZone: "UTC",
       // Bounded waits: a stuck lock or query surfaces as an error instead of a hung request.
       lock_timeout: 5000,
-      statement_timeout: 15000,
+      statement_timeout: options.statementTimeoutMs ?? 15000,
       idle_in_transaction_session_timeout: 30000,
     },
   });

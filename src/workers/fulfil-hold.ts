@@ -5,7 +5,7 @@ import type { Logger } from "../logger.ts";
 import { findHold, type Hold } from "../reservations/hold.ts";
 import { releaseHold } from "../reservations/release-hold.ts";
 import { type SettleInput, settleHold } from "../reservations/settle-hold.ts";
-import { type FulfilmentConfig, postFulfilment } from "./post-fulfilment.ts";
+import { type FulfilmentAnswer, type FulfilmentConfig, postFulfilment } from "./post-fulfilment.ts";
 import { HoldJobData, parsePayload } from "./queues.ts";
 
 const MAX_REASON_LENGTH = 500;
@@ -24,15 +24,37 @@ export class RetryableFulfilmentError extends Error {
   }
 }
 
-/** `{ "amount": n }` with an integer 1 ≤ n ≤ the hold's amount settles n; anything else, all. */
-function settleAmount(body: unknown, hold: Hold): number | undefined {
-  const amount = (body as { amount?: unknown } | null)?.amount;
-  return typeof amount === "number" &&
+/**
+ * A 2xx whose body cannot be trusted to say how much to capture: retried like a 5xx, never
+ * taken as "capture everything".
+ */
+export class BadFulfilmentAnswerError extends Error {
+  constructor(detail: string) {
+    super(`fulfilment answered 2xx with ${detail}; will retry`);
+    this.name = "BadFulfilmentAnswerError";
+  }
+}
+
+/**
+ * How much a 2xx answer settles: `{ "amount": n }` with an integer 1 ≤ n ≤ the hold's amount
+ * settles n; no body, or a body with no `amount`, settles the whole hold (undefined). Any other
+ * `amount`, or a body too long to read, is a bad answer.
+ */
+function settleAmount(answer: FulfilmentAnswer, hold: Hold): number | undefined {
+  if (answer.oversized) throw new BadFulfilmentAnswerError("a body too long to read");
+  const body = answer.body;
+  if (body === null || typeof body !== "object" || !("amount" in body)) return undefined;
+  const { amount } = body;
+  if (
+    typeof amount === "number" &&
     Number.isSafeInteger(amount) &&
     amount >= 1 &&
     amount <= hold.amount
-    ? amount
-    : undefined;
+  )
+    return amount;
+  throw new BadFulfilmentAnswerError(
+    `amount ${JSON.stringify(amount)?.slice(0, 40)}, not an integer in [1, ${hold.amount}]`,
+  );
 }
 
 function refusalReason(body: unknown, status: number): string {
@@ -82,9 +104,14 @@ export function fulfilHoldProcessor(deps: {
 
     const answer = await postFulfilment(fulfilment, hold);
     if (answer.status >= 200 && answer.status < 300) {
-      const settled = await unlessResolved(
-        settle({ holdId, amount: settleAmount(answer.body, hold) }),
-      );
+      let amount: number | undefined;
+      try {
+        amount = settleAmount(answer, hold);
+      } catch (error) {
+        logger.warn({ holdId, status: answer.status, err: error }, "bad fulfilment answer");
+        throw error;
+      }
+      const settled = await unlessResolved(settle({ holdId, amount }));
       if (!settled) {
         const now = await find(holdId);
         logger.warn(

@@ -15,8 +15,10 @@ export interface FulfilmentConfig {
 
 export interface FulfilmentAnswer {
   status: number;
-  /** The parsed JSON body, or undefined when it is not JSON (or too long). */
+  /** The parsed JSON body, or undefined when it is not JSON or too long. */
   body: unknown;
+  /** The body was longer than MAX_RESPONSE_BYTES and not read: what it said is unknown. */
+  oversized: boolean;
 }
 
 /** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as receivers verify it. */
@@ -89,5 +91,5 @@ export async function postFulfilment(
   } catch {
     parsed = undefined;
   }
-  return { status, body: parsed };
+  return { status, body: parsed, oversized: text === undefined };
 }

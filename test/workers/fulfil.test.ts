@@ -32,7 +32,14 @@ const TIMEOUT_MS = 400;
 const scripts: Record<string, (attempt: number) => Reply> = {
   ok: () => ({ status: 200, body: { ok: true } }),
   partial: () => ({ status: 200, body: { amount: 7 } }),
-  "too-much": () => ({ status: 201, body: { amount: 21 } }),
+  "too-much": (n) => (n === 0 ? { status: 201, body: { amount: 21 } } : { status: 200 }),
+  fraction: (n) =>
+    n === 0 ? { status: 200, body: { amount: 2.5 } } : { status: 200, body: { amount: 3 } },
+  "amount-string": (n) => (n === 0 ? { status: 200, body: { amount: "7" } } : { status: 204 }),
+  huge: (n) =>
+    n === 0
+      ? { status: 200, body: { amount: 4, pad: "x".repeat(70_000) } }
+      : { status: 200, body: { amount: 4 } },
   refused: () => ({ status: 422, body: { reason: "out of stock" } }),
   "refused-bare": () => ({ status: 404, body: "<html>no</html>" }),
   flaky: (n) => (n === 0 ? { status: 503 } : { status: 200 }),
@@ -155,16 +162,29 @@ describe("fulfil worker", () => {
     await expectLedgerConsistent(db.db);
   });
 
-  it('2xx with {"amount": n} settles n and frees the rest; an amount above the hold settles all', async () => {
+  it('2xx with {"amount": n} settles n and frees the rest', async () => {
     const hold = await purchase("f-partial", "partial");
     expect(await resolved(hold.id)).toMatchObject({ status: "settled", settledAmount: 7 });
     const account = await t.call("GET", "/v1/accounts/f-partial", { token: SERVICE });
     expect(account.json).toMatchObject({ settled: 43, held: 0, available: 43 });
-
-    const whole = await purchase("f-too-much", "too-much");
-    expect(await resolved(whole.id)).toMatchObject({ status: "settled", settledAmount: 20 });
     await expectLedgerConsistent(db.db);
   });
+
+  it.each([
+    ["too-much", "an amount above the hold (21 of 20)", 20],
+    ["fraction", "a fractional amount (2.5)", 3],
+    ["amount-string", 'an amount that is not a number ("7")', 20],
+    ["huge", "a body over 64 KiB", 4],
+  ])(
+    "2xx with %s: a bad answer, retried, never captured whole from it",
+    async (script, _what, settledAmount) => {
+      const hold = await purchase(`f-${script}`, script);
+      expect(await resolved(hold.id)).toMatchObject({ status: "settled", settledAmount });
+      expect(stub.requestsFor(hold.id)).toHaveLength(2);
+      expect(await purchaseTransactions(hold.id)).toBe(1);
+      await expectLedgerConsistent(db.db);
+    },
+  );
 
   it("4xx releases the hold with the body's reason, or a generic one; nothing is posted", async () => {
     const hold = await purchase("f-refused", "refused");

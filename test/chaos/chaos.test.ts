@@ -26,6 +26,7 @@ import { absorb, runClient, type Workload } from "./workload.ts";
  */
 const config = chaosConfig();
 const MAX_EXPIRY_S = 10;
+const HISTORY_CREDITS = 150;
 
 const PROMOTIONS: PromotionSpec[] = [
   { code: "CHAOS-X2", multiplier: 2, maxRedemptions: null },
@@ -141,7 +142,32 @@ describe("chaos", () => {
           absorb(w, op, `fund ${id}`);
         }),
       );
-      log(`opened and funded ${accounts.length} accounts, created ${PROMOTIONS.length} promotions`);
+      // A history long enough that an entry page is several socket writes, so that a cancel, a
+      // terminate or a statement timeout can land after some of its rows have streamed.
+      await Promise.all(
+        accounts.map(async (id) => {
+          for (let i = 0; i < HISTORY_CREDITS; i++) {
+            const key = `history-${seed}-${id}-${i}`;
+            const request = {
+              method: "POST" as const,
+              path: `/v1/accounts/${id}/credits`,
+              token: ADMIN,
+              key,
+              body: { amount: 1, reason: "chaos history", metadata: { chaosKey: key } },
+            };
+            const op: KeyedOp = { kind: "credit", key, client: -1, accountId: id, request };
+            model.ops.push(op);
+            const answer = await http.send(request, setupRng.fork(key), 30_000);
+            if (answer?.status !== 201)
+              throw new Error(`crediting ${id}: ${answer?.status} ${answer?.text}`);
+            op.answer = answer;
+            absorb(w, op, `history ${key}`);
+          }
+        }),
+      );
+      log(
+        `opened and funded ${accounts.length} accounts with ${HISTORY_CREDITS + 1} entries each, created ${PROMOTIONS.length} promotions`,
+      );
 
       // The run: clients and faults together.
       const plan = planFaults(rng.fork("faults"), config.durationMs);
@@ -153,7 +179,7 @@ describe("chaos", () => {
           cluster: c,
           redis,
           prefix,
-          probeAccount: accounts[0]!,
+          accounts,
           db: db.db,
           fulfilmentRequests: () => fulfilment!.stats.requests,
           defects,
@@ -162,13 +188,21 @@ describe("chaos", () => {
         rng.fork("fault-choices"),
       );
       const runStart = Date.now();
-      const stopAt = runStart + config.durationMs;
+      // The clients go on until the last fault is over: each fault is checked for progress
+      // afterwards, which needs a workload.
+      let faultsOver = false;
+      const running = () => Date.now() < runStart + config.durationMs || !faultsOver;
       const clientsDone = Promise.all(
         Array.from({ length: config.clients }, (_, i) =>
-          runClient(w, i, rng.fork(`client-${i}`), stopAt),
+          runClient(w, i, rng.fork(`client-${i}`), running),
         ),
       );
-      await Promise.all([clientsDone, faults.run(plan, runStart)]);
+      await Promise.all([
+        clientsDone,
+        faults.run(plan, runStart).finally(() => {
+          faultsOver = true;
+        }),
+      ]);
       log(`workload over after ${((Date.now() - runStart) / 1000).toFixed(1)} s`);
 
       // The drain: every keyed request gets its definite answer, every hold resolves.

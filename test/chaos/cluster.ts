@@ -15,6 +15,8 @@ export interface Member {
   exit?: { code: number | null; signal: NodeJS.Signals | null };
   /** Requests the chaos clients have in flight to it (API only). */
   inFlight: number;
+  /** Requests it answered 503 unavailable, from its log. */
+  unavailable: number;
   tail: string[];
 }
 
@@ -71,6 +73,7 @@ export class Cluster {
           level = 50;
         }
         if (level >= 50) this.errors.push({ member: member.name, level, msg, line });
+        if (msg === "dependency unavailable") member.unavailable++;
       }
     };
     member.child.stdout?.on("data", onData);
@@ -104,9 +107,11 @@ export class Cluster {
     }
   }
 
-  async startApi(): Promise<Member> {
+  async startApi(env: Record<string, string> = {}): Promise<Member> {
     const name = `api-${++this.counters.api}`;
-    const serve = await this.start("api", () => spawnServe(this.databaseUrl, this.env));
+    const serve = await this.start("api", () =>
+      spawnServe(this.databaseUrl, { ...this.env, ...env }),
+    );
     const member: Member = {
       name,
       kind: "api",
@@ -114,6 +119,7 @@ export class Cluster {
       baseUrl: serve.baseUrl,
       expectedExit: false,
       inFlight: 0,
+      unavailable: 0,
       tail: [],
     };
     this.watch(member);
@@ -132,6 +138,7 @@ export class Cluster {
       child: worker.child,
       expectedExit: false,
       inFlight: 0,
+      unavailable: 0,
       tail: [],
     };
     this.watch(member);
@@ -143,6 +150,13 @@ export class Cluster {
   async kill(member: Member): Promise<void> {
     member.expectedExit = true;
     await this.signal(member, "SIGKILL");
+  }
+
+  /** SIGTERM, and the exit it led to. */
+  async stop(member: Member): Promise<NonNullable<Member["exit"]>> {
+    member.expectedExit = true;
+    await this.signal(member, "SIGTERM");
+    return member.exit!;
   }
 
   private signal(member: Member, signal: NodeJS.Signals): Promise<void> {

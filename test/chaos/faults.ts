@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { promisify } from "node:util";
 import { Queue } from "bullmq";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { Redis } from "ioredis";
 import type { Database } from "../../src/db/client.ts";
 import { SWEEP_SCHEDULER_ID } from "../../src/workers/keep-sweep-scheduled.ts";
@@ -12,15 +12,26 @@ import { REDIS_URL } from "../helpers/urls.ts";
 import { deleteKeysUnder } from "../helpers/workers.ts";
 import type { Cluster, Member } from "./cluster.ts";
 import type { Rng } from "./random.ts";
+import { ENTRIES_PAGE, entryPageProblem } from "./workload.ts";
 
 const run = promisify(execFile);
 
-export type FaultKind = "kill-worker" | "kill-api" | "wipe-redis" | "restart-postgres";
+export type FaultKind =
+  | "kill-worker"
+  | "kill-api"
+  | "wipe-redis"
+  | "restart-postgres"
+  | "cancel-storm"
+  | "terminate-streaming"
+  | "statement-timeout";
 export const FAULT_KINDS: FaultKind[] = [
   "kill-worker",
   "kill-api",
   "wipe-redis",
   "restart-postgres",
+  "cancel-storm",
+  "terminate-streaming",
+  "statement-timeout",
 ];
 
 export interface PlannedFault {
@@ -59,8 +70,8 @@ export interface FaultDeps {
   cluster: Cluster;
   redis: Redis;
   prefix: string;
-  /** An account id to read while Postgres restarts. */
-  probeAccount: string;
+  /** The run's accounts: read while Postgres restarts, and while backends are cancelled. */
+  accounts: string[];
   db: Database;
   /** How many requests the fulfilment webhook has had: grows while workers work. */
   fulfilmentRequests: () => number;
@@ -75,6 +86,9 @@ export interface PostgresOutage {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long a cancel or terminate storm lasts, and how many clients read through it. */
+const STORM_MS = 5000;
+const READERS = 8;
 
 async function until<T>(check: () => T | undefined, timeoutMs: number): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
@@ -225,6 +239,121 @@ export class Faults {
   }
 
   /**
+   * Runs `statement` (which counts the backends it acted on as `n`) every `everyMs` for
+   * `forMs`, while READERS clients read accounts and full entry pages from every API: a read
+   * after a failed stream is where the driver's stale row counter showed (a 404 for an
+   * existing account, a page too long). The test's own pool is not among holdfast's backends
+   * (its application_name differs).
+   */
+  private async storm(forMs: number, everyMs: number, statement: SQL): Promise<string> {
+    const deadline = Date.now() + forMs;
+    const reads = { ok: 0, unavailable: 0 };
+    const readers = Array.from({ length: READERS }, (_, i) =>
+      this.readUntil(deadline, this.rng.fork(`reader-${i}`), reads),
+    );
+    let hit = 0;
+    let rounds = 0;
+    while (Date.now() < deadline) {
+      const [row] = await this.deps.db.execute<{ n: number }>(statement).catch(() => [{ n: 0 }]);
+      hit += row?.n ?? 0;
+      rounds++;
+      await sleep(everyMs);
+    }
+    await Promise.all(readers);
+    return `${hit} backend(s) hit in ${rounds} rounds over ${forMs} ms; reads meanwhile: ${reads.ok} whole, ${reads.unavailable} 503`;
+  }
+
+  /** Reads until `deadline`; any answer but the truth or 503 `unavailable` is a defect. */
+  private async readUntil(deadline: number, rng: Rng, reads: { ok: number; unavailable: number }) {
+    const { cluster, accounts, defects } = this.deps;
+    while (Date.now() < deadline) {
+      const api = cluster.apis.length > 0 ? rng.pick(cluster.apis) : undefined;
+      if (!api) return;
+      const id = rng.pick(accounts);
+      const entries = rng.chance(0.5);
+      const path = entries
+        ? `/v1/accounts/${id}/entries?limit=${ENTRIES_PAGE}`
+        : `/v1/accounts/${id}`;
+      const answer = await fetch(`${api.baseUrl}${path}`, {
+        headers: { authorization: `Bearer ${SERVICE}` },
+        signal: AbortSignal.timeout(10_000),
+      })
+        .then(async (res) => ({ status: res.status, text: await res.text() }))
+        .catch(() => undefined);
+      if (!answer) continue;
+      if (answer.status === 503 && answer.text.includes('"unavailable"')) {
+        reads.unavailable++;
+        continue;
+      }
+      // biome-ignore lint/suspicious/noExplicitAny: an answer as the API renders it
+      let json: any;
+      try {
+        json = JSON.parse(answer.text);
+      } catch {}
+      const problem =
+        answer.status !== 200
+          ? "not 200"
+          : entries
+            ? entryPageProblem(json)
+            : json?.id !== id
+              ? "another account"
+              : undefined;
+      if (problem === undefined) reads.ok++;
+      else
+        defects.push(
+          `GET ${path} on ${api.name} during a storm: ${problem}: ${answer.status} ${answer.text.slice(0, 300)}`,
+        );
+    }
+  }
+
+  /**
+   * pg_cancel_backend on every backend of holdfast's APIs and workers that is running a
+   * statement, every few ms, during the mixed workload: statements fail at every point of
+   * their run, after some rows have streamed included (issue 12).
+   */
+  private async "cancel-storm"(): Promise<string> {
+    return `cancel storm: ${await this.storm(
+      STORM_MS,
+      3,
+      sql`SELECT count(*) FILTER (WHERE pg_cancel_backend(pid))::int AS n FROM pg_stat_activity
+           WHERE datname = current_database() AND application_name = 'holdfast'
+             AND state = 'active'`,
+    )}`;
+  }
+
+  /**
+   * pg_terminate_backend on holdfast's backends that are sending rows: blocked writing to the
+   * client, or running a SELECT. The connection's next query, after the pool reconnects, must
+   * not inherit the terminated one's error or rows (issue 12).
+   */
+  private async "terminate-streaming"(): Promise<string> {
+    return `terminate streaming: ${await this.storm(
+      STORM_MS,
+      30,
+      sql`SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM (
+            SELECT pid FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'holdfast'
+               AND state = 'active' AND (wait_event = 'ClientWrite' OR query ILIKE 'select%')
+             LIMIT 2) s`,
+    )}`;
+  }
+
+  /**
+   * An extra API whose statements time out after 2 ms serves its share of the workload for 4 s,
+   * then stops: longer reads (entry pages) fail mid-stream, and every answer it gives must be a
+   * 503 or the truth.
+   */
+  private async "statement-timeout"(): Promise<string> {
+    const { cluster, defects } = this.deps;
+    const api = await cluster.startApi({ HOLDFAST_STATEMENT_TIMEOUT_MS: "2" });
+    await sleep(4000);
+    const exit = await cluster.stop(api);
+    if (exit.code !== 0)
+      defects.push(`${api.name} exited ${exit.code} (${exit.signal}) on SIGTERM`);
+    return `${api.name} with a 2 ms statement timeout served for 4 s, answering ${api.unavailable} time(s) 503 unavailable`;
+  }
+
+  /**
    * pg_ctlcluster … restart (fast shutdown: sessions are terminated). While it runs every API
    * is probed every 100 ms and must answer 503 `unavailable` or a definite answer, never a 500;
    * afterwards each must report ready again by itself, without a restart of the process.
@@ -241,7 +370,7 @@ export class Faults {
           cluster.apis.map(async (api) => {
             let label: string;
             try {
-              const res = await fetch(`${api.baseUrl}/v1/accounts/${this.deps.probeAccount}`, {
+              const res = await fetch(`${api.baseUrl}/v1/accounts/${this.deps.accounts[0]}`, {
                 headers: { authorization: `Bearer ${SERVICE}` },
                 signal: AbortSignal.timeout(3000),
               });

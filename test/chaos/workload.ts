@@ -21,7 +21,8 @@ const WEIGHTS = {
   reuse: 2,
   credit: 8,
   redeem: 5,
-  readAccount: 20,
+  readAccount: 16,
+  readEntries: 10,
   readHold: 8,
   readPromotion: 2,
 };
@@ -29,6 +30,24 @@ const WEIGHTS = {
 type OpKind = keyof typeof WEIGHTS;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const ENTRIES_PAGE = 200;
+
+/** Why a first page of a user account's entries is not whole, or undefined when it is. */
+// biome-ignore lint/suspicious/noExplicitAny: a page as the API renders it
+export function entryPageProblem(page: any): string | undefined {
+  const data: unknown[] = page?.data;
+  if (!Array.isArray(data) || data.length === 0) return "no entries";
+  const top = (data[0] as { seq?: unknown })?.seq;
+  if (!Number.isSafeInteger(top)) return "no seq on the newest entry";
+  const expected = Math.min(ENTRIES_PAGE, top as number);
+  if (data.length !== expected) return `${data.length} entries where seq ${top} makes ${expected}`;
+  for (const [i, entry] of data.entries()) {
+    if ((entry as { seq?: unknown })?.seq !== (top as number) - i) return `entry ${i} out of order`;
+  }
+  if ((page.nextCursor === null) !== (expected === top)) return "nextCursor wrong";
+  return undefined;
+}
 
 /** Sends a keyed request and records it with its first definite answer. */
 async function keyed(
@@ -70,8 +89,8 @@ export function absorb(w: Workload, op: KeyedOp, where: string) {
   }
 }
 
-/** One chaos client: draws operations from its own seeded stream until `stopAt`. */
-export async function runClient(w: Workload, client: number, rng: Rng, stopAt: number) {
+/** One chaos client: draws operations from its own seeded stream while `running()`. */
+export async function runClient(w: Workload, client: number, rng: Rng, running: () => boolean) {
   const { model, http, seed } = w;
   const own: HoldRecord[] = [];
   const mine: KeyedOp[] = [];
@@ -244,6 +263,23 @@ export async function runClient(w: Workload, client: number, rng: Rng, stopAt: n
       model.violations.push(`GET /v1/accounts/${id}: ${answer.status} ${answer.text}`);
   };
 
+  // A full page of an account's history: what the driver's stale row counter made 149 or 182
+  // entries long for 120 (issue 12). seq numbers a user account's entries 1, 2, 3, …, so the
+  // page is exactly seq N, N − 1, … down to 1 or to the limit.
+  const readEntries = async () => {
+    const id = rng.pick(w.accounts);
+    const path = `/v1/accounts/${id}/entries?limit=${ENTRIES_PAGE}`;
+    const answer = await http.send({ method: "GET", path, token: SERVICE }, rng, w.opRetryMs);
+    model.count("read-entries", answer);
+    model.reads++;
+    if (!answer) return;
+    const problem = answer.status === 200 ? entryPageProblem(answer.json) : "";
+    if (problem !== undefined)
+      model.violations.push(
+        `GET ${path}: ${problem} ${answer.status} ${answer.text.slice(0, 300)}`,
+      );
+  };
+
   const readHold = async () => {
     const known = [
       ...own,
@@ -289,10 +325,11 @@ export async function runClient(w: Workload, client: number, rng: Rng, stopAt: n
     credit,
     redeem,
     readAccount,
+    readEntries,
     readHold,
     readPromotion,
   };
-  while (Date.now() < stopAt) {
+  while (running()) {
     await ops[rng.weighted(WEIGHTS)]();
     await sleep(rng.int(0, 20));
   }

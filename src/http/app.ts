@@ -2,7 +2,9 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
+import { secureHeaders } from "hono/secure-headers";
 import { isUnavailable } from "../db/errors.ts";
 import { isDomainError } from "../ledger/errors.ts";
 import { httpDuration } from "../metrics.ts";
@@ -22,8 +24,11 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** Routers mounted under the app; later resources (holds, promotions, dashboard) join here. */
 export type Mount = (app: OpenAPIHono<AppEnv>) => void;
 
-function sendProblem(c: Context<AppEnv>, p: Problem) {
-  return c.body(stringify(p), p.status as 400, { "Content-Type": PROBLEM_CONTENT_TYPE });
+function sendProblem(c: Context<AppEnv>, p: Problem, headers: Record<string, string> = {}) {
+  return c.body(stringify(p), p.status as 400, {
+    ...headers,
+    "Content-Type": PROBLEM_CONTENT_TYPE,
+  });
 }
 
 function problemFor(error: Error, c: Context<AppEnv>): Problem {
@@ -85,6 +90,24 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
     maxSize: deps.env.HOLDFAST_BATCH_MAX,
   });
   app.use("*", requestId());
+  // X-Content-Type-Options: nosniff on every response, with hono's other defaults.
+  app.use("*", secureHeaders());
+  app.use(
+    "*",
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        sendProblem(
+          c,
+          problem(
+            "method_not_allowed",
+            `${c.req.method} is not allowed on ${c.req.path}`,
+            c.get("requestId"),
+          ),
+          { Allow: methods.join(", ") },
+        ),
+    }),
+  );
   app.use("*", async (c, next) => {
     c.set("deps", deps);
     c.set("writes", writes);

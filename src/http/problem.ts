@@ -6,6 +6,7 @@ export type HttpErrorCode =
   | "unauthorized"
   | "forbidden"
   | "not_found"
+  | "method_not_allowed"
   | "idempotency_key_in_use"
   | "payload_too_large"
   | "idempotency_key_reused"
@@ -45,6 +46,8 @@ export function statusFor(code: ErrorCode): number {
     case "promotion_not_found":
     case "not_found":
       return 404;
+    case "method_not_allowed":
+      return 405;
     case "account_exists":
     case "promotion_exists":
     case "hold_not_pending":
@@ -75,6 +78,7 @@ const TITLES: Record<number, string> = {
   401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
   409: "Conflict",
   413: "Content Too Large",
   422: "Unprocessable Content",

@@ -10,6 +10,7 @@ import {
   connectRedis,
   redact,
   redisEvictionWarning,
+  redisTarget,
   StartupError,
 } from "./process/connections.ts";
 import type { RunningServer } from "./process/server.ts";
@@ -55,7 +56,8 @@ async function seed({ env, logger }: Context) {
 async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
   const { env, logger } = ctx;
   await checkPostgres(env.DATABASE_URL);
-  const redis = await connectRedis(env.REDIS_URL);
+  const target = redisTarget(env);
+  const redis = await connectRedis(target);
   const evicting = await redisEvictionWarning(redis);
   if (evicting) logger.warn(evicting);
   const handle = createDb(env.DATABASE_URL, {
@@ -90,7 +92,7 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
         import("./process/server.ts"),
         import("./http/dashboard.ts"),
       ]);
-      producer = await connectProducer(env.REDIS_URL, env.HOLDFAST_QUEUE_PREFIX);
+      producer = await connectProducer(target, env.HOLDFAST_QUEUE_PREFIX);
       const { queues } = producer;
       stopDepth = collectQueueDepth(queues.all);
       const fulfilment = env.FULFILMENT_URL !== undefined;
@@ -107,7 +109,7 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
     }
     if (parts.workers) {
       const { startWorkers } = await import("./workers/worker.ts");
-      workers = await startWorkers({ db: handle.db, env, logger, redisUrl: env.REDIS_URL });
+      workers = await startWorkers({ db: handle.db, env, logger, redis: target });
     }
   } catch (error) {
     await close().catch(() => {});

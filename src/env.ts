@@ -8,10 +8,43 @@ const optionalUrl = z
   .transform((v) => (v === "" ? undefined : v))
   .pipe(z.url().optional());
 
-export const EnvSchema = z.object({
+/** One `host:port` of REDIS_CLUSTER_NODES; an IPv6 host is written in brackets, `[::1]:7000`. */
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+const clusterNodes = z.string().transform((value, ctx): RedisNode[] => {
+  const nodes: RedisNode[] = [];
+  for (const entry of value.split(",").map((e) => e.trim())) {
+    const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected host:port[,host:port…] with ports 1-65535, got "${entry}"`,
+      });
+      return z.NEVER;
+    }
+    nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ""), port });
+  }
+  return nodes;
+});
+
+/**
+ * Whether a Redis Cluster would keep the prefix's keys in one slot: Redis hashes only what lies
+ * between the first `{` and the next `}`, when that is not empty.
+ */
+export function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf("{");
+  return open >= 0 && prefix.indexOf("}", open + 1) > open + 1;
+}
+
+const EnvFields = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   DATABASE_URL: z.url().default("postgres://127.0.0.1:5432/holdfast"),
   REDIS_URL: z.url().default("redis://127.0.0.1:6379"),
+  REDIS_CLUSTER_NODES: clusterNodes.optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOLDFAST_ADMIN_TOKEN: z.string().min(16).optional(),
   HOLDFAST_SERVICE_TOKEN: z.string().min(16).optional(),
@@ -26,6 +59,16 @@ export const EnvSchema = z.object({
   HOLDFAST_FULFIL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(100),
   LOG_LEVEL: LogLevel.default("info"),
 });
+
+// BullMQ's scripts touch many keys of a queue at once, which a cluster allows only within one
+// slot; without a hash tag the keys spread over the cluster and every script fails CROSSSLOT.
+export const EnvSchema = EnvFields.refine(
+  (env) => !env.REDIS_CLUSTER_NODES || hasHashTag(env.HOLDFAST_QUEUE_PREFIX),
+  {
+    path: ["HOLDFAST_QUEUE_PREFIX"],
+    message: "with REDIS_CLUSTER_NODES the prefix needs a {hash tag}, such as {holdfast}",
+  },
+);
 
 export type Env = z.infer<typeof EnvSchema> & {
   HOLDFAST_ADMIN_TOKEN: string;

@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
+import type { RedisClient } from "../process/connections.ts";
 import type { Hold } from "../reservations/hold.ts";
 import type { WritePath } from "./write-path.ts";
 
@@ -10,7 +10,7 @@ export type Role = "admin" | "service";
 /** What the HTTP layer needs from the process: handed in, never imported as globals. */
 export interface AppDeps {
   db: Database;
-  redis: Redis;
+  redis: RedisClient;
   env: Pick<
     Env,
     | "HOLDFAST_ADMIN_TOKEN"
@@ -18,6 +18,7 @@ export interface AppDeps {
     | "HOLDFAST_SWEEP_INTERVAL_MS"
     | "HOLDFAST_BATCH_WINDOW_MS"
     | "HOLDFAST_BATCH_MAX"
+    | "HOLDFAST_QUEUE_PREFIX"
   >;
   logger: Logger;
   /** Enqueues a new hold's jobs (expire, fulfil); absent when no queue is wired in. */

@@ -1,5 +1,6 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import postgres from "postgres";
+import type { Env, RedisNode } from "../env.ts";
 
 /** A URL safe to print: the password is replaced. */
 export function redact(url: string): string {
@@ -28,49 +29,157 @@ export async function checkPostgres(url: string): Promise<void> {
   }
 }
 
+/** Every Redis client of the process is one of these: one node, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: one node by URL (REDIS_URL), or a cluster by its seed nodes. */
+export type RedisTarget = string | { clusterNodes: readonly RedisNode[] };
+
+/** REDIS_CLUSTER_NODES when set, else REDIS_URL: the one place that chooses between them. */
+export function redisTarget(env: Pick<Env, "REDIS_URL" | "REDIS_CLUSTER_NODES">): RedisTarget {
+  return env.REDIS_CLUSTER_NODES ? { clusterNodes: env.REDIS_CLUSTER_NODES } : env.REDIS_URL;
+}
+
+/** `Redis at <url>` or `Redis Cluster at <host:port,…>`, safe to print. */
+export function describeRedis(target: RedisTarget): string {
+  if (typeof target === "string") return `Redis at ${redact(target)}`;
+  const nodes = target.clusterNodes.map(({ host, port }) =>
+    host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
+  );
+  return `Redis Cluster at ${nodes.join(",")}`;
+}
+
+/** How a client behaves while Redis is down or slow; the same meaning for a node or a cluster. */
+export interface ConnectOptions {
+  /** Queue commands while disconnected (BullMQ workers) instead of failing them at once. */
+  enableOfflineQueue?: boolean;
+  /** null: retry for ever, as BullMQ requires of worker connections. */
+  maxRetriesPerRequest?: number | null;
+  commandTimeout?: number;
+  connectTimeout?: number;
+}
+
+const CONNECT_TIMEOUT_MS = 5000;
+
 /**
- * Connects a Redis client or fails with one line naming the URL. Clients used by request
- * handlers fail fast while Redis is down (no offline queue, one retry) so a request never
- * hangs on it; BullMQ worker connections pass `maxRetriesPerRequest: null` as BullMQ requires.
+ * Connects a Redis client, to one node or to a cluster, or fails with one line naming what it
+ * tried. Clients used by request handlers fail fast while Redis is down (no offline queue, one
+ * retry) so a request never hangs on it; BullMQ worker connections pass
+ * `maxRetriesPerRequest: null` as BullMQ requires.
  */
-export async function connectRedis(url: string, options: RedisOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
-    ...options,
-  });
+export async function connectRedis(url: string, options?: ConnectOptions): Promise<Redis>;
+export async function connectRedis(
+  target: RedisTarget,
+  options?: ConnectOptions,
+): Promise<RedisClient>;
+export async function connectRedis(
+  target: RedisTarget,
+  options: ConnectOptions = {},
+): Promise<RedisClient> {
+  const {
+    enableOfflineQueue = false,
+    maxRetriesPerRequest = 1,
+    connectTimeout = CONNECT_TIMEOUT_MS,
+    commandTimeout,
+  } = options;
+  const perNode = { connectTimeout, maxRetriesPerRequest, commandTimeout };
+  const redis: RedisClient =
+    typeof target === "string"
+      ? new Redis(target, { lazyConnect: true, enableOfflineQueue, ...perNode })
+      : new Cluster(
+          target.clusterNodes.map(({ host, port }) => ({ host, port })),
+          // A cluster client holds one connection per node and forces their offline queues on;
+          // whether a command waits while the cluster is unreachable is the cluster's option.
+          // BullMQ reads maxRetriesPerRequest from redisOptions for a Cluster.
+          { lazyConnect: true, enableOfflineQueue, redisOptions: perNode },
+        );
   // ioredis reports the cause (ECONNREFUSED, …) as an event and rejects with "Connection is
-  // closed."; the event says more.
+  // closed." or, for a cluster, "None of startup nodes is available"; the event says more. A
+  // cluster reports each node's own error as "node error", before its summary "error".
   let cause: Error | undefined;
+  redis.on("node error", (error: Error) => {
+    cause ??= error;
+  });
   redis.on("error", (error: Error) => {
     cause ??= error;
   });
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await redis.connect();
-    await redis.ping();
+    // A cluster whose state is `fail` never settles connect(): it retries its ready check. The
+    // extra second lets a node's own connect timeout, which says more, come first.
+    const deadlineMs = connectTimeout + 1000;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`not ready within ${deadlineMs} ms`)), deadlineMs);
+    });
+    await Promise.race([redis.connect().then(() => redis.ping()), deadline]);
   } catch (error) {
     redis.disconnect();
-    const reason = (cause ?? (error as Error)).message;
-    throw new StartupError(`cannot reach Redis at ${redact(url)} (${reason})`);
+    const seedError =
+      typeof target === "string"
+        ? undefined
+        : await seedsError(target.clusterNodes, connectTimeout);
+    const reason = (seedError ?? cause ?? (error as Error)).message;
+    throw new StartupError(`cannot reach ${describeRedis(target)} (${reason})`);
+  } finally {
+    clearTimeout(timer);
   }
   return redis;
 }
 
 /**
+ * Why a cluster's seed nodes could not be used, from the first that fails a plain connection:
+ * the cluster client only says "Connection is closed." for a refused connection.
+ */
+async function seedsError(
+  nodes: readonly RedisNode[],
+  connectTimeout: number,
+): Promise<Error | undefined> {
+  for (const { host, port } of nodes) {
+    const seed = new Redis({
+      host,
+      port,
+      lazyConnect: true,
+      connectTimeout,
+      retryStrategy: () => null,
+    });
+    let failure: Error | undefined;
+    seed.on("error", (error: Error) => {
+      failure ??= error;
+    });
+    try {
+      await seed.connect();
+      const state = /cluster_state:\w+/.exec((await seed.cluster("INFO")) as string)?.[0];
+      if (state !== "cluster_state:ok")
+        return new Error(`${host}:${port} reports ${state ?? "no cluster_state"}`);
+    } catch (error) {
+      return failure ?? (error as Error);
+    } finally {
+      seed.disconnect();
+    }
+  }
+  return undefined;
+}
+
+/**
  * BullMQ needs `maxmemory-policy noeviction`: an evicting Redis drops jobs silently. The sweep
- * would rebuild them from Postgres, but late, so this is worth a warning at start. Managed
+ * would rebuild them from Postgres, but late, so this is worth a warning at start. On a
+ * cluster every master is asked, as any of them may come to own the queues' slot. Managed
  * Redis services may refuse CONFIG; then nothing can be said.
  */
-export async function redisEvictionWarning(redis: Redis): Promise<string | undefined> {
-  try {
-    const reply = (await redis.config("GET", "maxmemory-policy")) as string[];
-    const policy = reply[1];
-    return policy && policy !== "noeviction"
-      ? `Redis maxmemory-policy is ${policy}: BullMQ needs noeviction, or jobs can be evicted (see README, Production notes)`
-      : undefined;
-  } catch {
-    return undefined;
+export async function redisEvictionWarning(redis: RedisClient): Promise<string | undefined> {
+  const nodes = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  for (const node of nodes) {
+    let policy: string | undefined;
+    try {
+      policy = ((await node.config("GET", "maxmemory-policy")) as string[])[1];
+    } catch {
+      continue;
+    }
+    if (policy && policy !== "noeviction") {
+      const where =
+        redis instanceof Cluster ? ` on master ${node.options.host}:${node.options.port}` : "";
+      return `Redis maxmemory-policy is ${policy}${where}: BullMQ needs noeviction, or jobs can be evicted (see README, Production notes)`;
+    }
   }
+  return undefined;
 }

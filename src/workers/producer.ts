@@ -1,5 +1,4 @@
-import type { Redis } from "ioredis";
-import { connectRedis } from "../process/connections.ts";
+import { connectRedis, type RedisTarget } from "../process/connections.ts";
 import { createHoldQueues, type HoldQueues } from "./queues.ts";
 
 /** Bounds an enqueue while Redis is reachable but not answering. */
@@ -14,10 +13,10 @@ export interface Producer {
  * The API side's queues, on their own connection that fails fast: no offline queue, one retry,
  * a command timeout. A purchase commits in Postgres first and enqueues after, so while Redis is
  * down the enqueue fails at once, the purchase still succeeds, and the sweep enqueues later.
- * Fails with one line naming the URL if Redis is unreachable at start.
+ * Fails with one line naming the URL or the cluster's nodes if Redis is unreachable at start.
  */
-export async function connectProducer(redisUrl: string, prefix: string): Promise<Producer> {
-  const connection: Redis = await connectRedis(redisUrl, {
+export async function connectProducer(redis: RedisTarget, prefix: string): Promise<Producer> {
+  const connection = await connectRedis(redis, {
     commandTimeout: PRODUCER_COMMAND_TIMEOUT_MS,
   });
   const queues = createHoldQueues(connection, { prefix, failFast: true });

@@ -1,6 +1,6 @@
 import { type JobsOptions, Queue, UnrecoverableError } from "bullmq";
-import type { Redis } from "ioredis";
 import { z } from "zod";
+import type { RedisClient } from "../process/connections.ts";
 import type { Hold } from "../reservations/hold.ts";
 import { attemptsUntil, CAPPED_BACKOFF, RETRY_BASE_MS } from "./retry-schedule.ts";
 
@@ -28,7 +28,7 @@ export type HoldQueue = Queue<HoldJobData>;
 
 export interface HoldQueues {
   /** The connection the queues use. */
-  redis: Redis;
+  redis: RedisClient;
   expire: HoldQueue;
   fulfil: HoldQueue;
   sweep: Queue<SweepJobData>;
@@ -50,7 +50,7 @@ const KEEP: Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> = {
  * created.
  */
 export function createHoldQueues(
-  connection: Redis,
+  connection: RedisClient,
   options: { prefix: string; failFast?: boolean },
 ): HoldQueues {
   const base = {

@@ -3,7 +3,7 @@ import { type Job, Worker, type WorkerOptions } from "bullmq";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
-import { connectRedis } from "../process/connections.ts";
+import { connectRedis, type RedisTarget } from "../process/connections.ts";
 import { batchedFind, batchedSettle } from "./batched-settle.ts";
 import { expireJobProcessor } from "./expire-job.ts";
 import { fulfilHoldProcessor } from "./fulfil-hold.ts";
@@ -46,7 +46,8 @@ export interface StartWorkersOptions {
     | "HOLDFAST_FULFIL_CONCURRENCY"
   >;
   logger: Logger;
-  redisUrl: string;
+  /** REDIS_URL, or the cluster of REDIS_CLUSTER_NODES (see redisTarget). */
+  redis: RedisTarget;
   tuning?: WorkerTuning;
 }
 
@@ -65,7 +66,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
   const { db, env, logger, tuning = {} } = options;
   // BullMQ requires maxRetriesPerRequest: null on worker connections: commands wait for a
   // reconnect instead of failing the job loop.
-  const connection = await connectRedis(options.redisUrl, {
+  const connection = await connectRedis(options.redis, {
     maxRetriesPerRequest: null,
     enableOfflineQueue: true,
   });

@@ -178,9 +178,34 @@ describe("holdfast refuses to start, in one line", () => {
     },
   );
 
+  it.each(["serve", "worker"])(
+    "%s against an unreachable Redis Cluster names the nodes it tried",
+    async (command) => {
+      const r = await holdfast([command], {
+        ...env,
+        REDIS_CLUSTER_NODES: "127.0.0.1:1,127.0.0.1:2",
+      });
+      expect(expectOneLine(r)).toBe(
+        "holdfast: cannot reach Redis Cluster at 127.0.0.1:1,127.0.0.1:2 (connect ECONNREFUSED 127.0.0.1:1)",
+      );
+    },
+  );
+
+  it("REDIS_CLUSTER_NODES with a queue prefix that has no hash tag: names the prefix", async () => {
+    const r = await holdfast(["worker"], {
+      ...env,
+      REDIS_CLUSTER_NODES: "127.0.0.1:7000",
+      HOLDFAST_QUEUE_PREFIX: "holdfast",
+    });
+    expect(expectOneLine(r)).toMatch(
+      /^holdfast: invalid environment variable HOLDFAST_QUEUE_PREFIX: with REDIS_CLUSTER_NODES/,
+    );
+  });
+
   it.each([
     ["PORT", "abc", "serve"],
     ["REDIS_URL", "not-a-url", "serve"],
+    ["REDIS_CLUSTER_NODES", "127.0.0.1:99999", "worker"],
     ["DATABASE_URL", "not a url", "verify"],
     ["HOLDFAST_SWEEP_INTERVAL_MS", "5", "verify"],
     ["HOLDFAST_FULFIL_CONCURRENCY", "0", "worker"],

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type { Env } from "../../src/env.ts";
 import { createApp, type Mount } from "../../src/http/app.ts";
 import type { AppDeps } from "../../src/http/context.ts";
 import { createLogger } from "../../src/logger.ts";
-import { connectRedis } from "../../src/process/connections.ts";
+import { connectRedis, type RedisClient, type RedisTarget } from "../../src/process/connections.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 import { REDIS_URL } from "./urls.ts";
 
@@ -30,7 +29,7 @@ export interface CallResult {
 
 export interface TestApp {
   db: TestDatabase;
-  redis: Redis;
+  redis: RedisClient;
   app: ReturnType<typeof createApp>;
   call(method: string, path: string, options?: CallOptions): Promise<CallResult>;
   close(): Promise<void>;
@@ -54,11 +53,18 @@ export const testEnv = (): Env =>
 
 /** The real app on a private database, called in-process through app.request(). */
 export async function createTestApp(
-  options: { mounts?: Mount[]; db?: TestDatabase; holdPlaced?: AppDeps["holdPlaced"] } = {},
+  options: {
+    mounts?: Mount[];
+    db?: TestDatabase;
+    holdPlaced?: AppDeps["holdPlaced"];
+    /** A Redis Cluster (or another node) instead of the shared test Redis. */
+    redis?: RedisTarget;
+    env?: Partial<Env>;
+  } = {},
 ): Promise<TestApp> {
   const db = options.db ?? (await createTestDatabase());
-  const redis = await connectRedis(REDIS_URL);
-  const env = testEnv();
+  const redis = await connectRedis(options.redis ?? REDIS_URL);
+  const env = { ...testEnv(), ...options.env };
   const app = createApp(
     { db: db.db, redis, env, logger: createLogger("silent"), holdPlaced: options.holdPlaced },
     options.mounts ?? [],

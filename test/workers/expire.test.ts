@@ -34,7 +34,7 @@ beforeAll(async () => {
     db: db.db,
     env,
     logger: createLogger("silent"),
-    redisUrl: REDIS_URL,
+    redis: REDIS_URL,
   });
   redis = new Redis(REDIS_URL);
 });

@@ -73,7 +73,7 @@ beforeAll(async () => {
     db: db.db,
     env,
     logger: createLogger("silent"),
-    redisUrl: REDIS_URL,
+    redis: REDIS_URL,
     tuning: { fulfilTimeoutMs: TIMEOUT_MS, retryBaseMs: RETRY_BASE_MS },
   });
   redis = new Redis(REDIS_URL);

@@ -63,7 +63,7 @@ async function startStack(redisUrl: string) {
     db: db.db,
     env,
     logger: createLogger("silent"),
-    redisUrl,
+    redis: redisUrl,
     tuning: { retryBaseMs: 50 },
   });
   return {

@@ -59,10 +59,12 @@ const readyz = createRoute({
 export const healthRoutes = new OpenAPIHono<AppEnv>()
   .openapi(healthz, (c) => c.json({ status: "ok" as const }, 200))
   .openapi(readyz, async (c) => {
-    const { db, redis } = c.get("deps");
+    const { db, redis, env } = c.get("deps");
     const [postgres, redisState] = await Promise.all([
       probe(() => db.execute(sql`SELECT 1`), "postgres"),
-      probe(() => redis.ping(), "redis"),
+      // A key under the queue prefix, not PING: on a cluster PING answers from any node, while
+      // this is routed to the master of the queues' hash slot, the node every enqueue needs.
+      probe(() => redis.exists(`${env.HOLDFAST_QUEUE_PREFIX}:ready-probe`), "redis"),
     ]);
     if (postgres === "ok" && redisState === "ok") {
       return c.json({ status: "ok" as const, postgres, redis: redisState }, 200);

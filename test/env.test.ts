@@ -1,0 +1,76 @@
+import { describe, expect, it } from "vitest";
+import { EnvError, hasHashTag, parseEnv } from "../src/env.ts";
+import { redisTarget } from "../src/process/connections.ts";
+
+const TOKENS = {
+  HOLDFAST_ADMIN_TOKEN: "env-test-admin-token-0123",
+  HOLDFAST_SERVICE_TOKEN: "env-test-service-token-0123",
+};
+
+const parse = (vars: Record<string, string>) => parseEnv({ ...TOKENS, ...vars }).env;
+
+describe("REDIS_CLUSTER_NODES", () => {
+  it("is a list of host:port seeds; spaces around entries and IPv6 in brackets are allowed", () => {
+    const env = parse({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, redis-b.internal:7001,[::1]:7002" });
+    expect(env.REDIS_CLUSTER_NODES).toEqual([
+      { host: "10.0.0.1", port: 7000 },
+      { host: "redis-b.internal", port: 7001 },
+      { host: "::1", port: 7002 },
+    ]);
+    expect(redisTarget(env)).toEqual({ clusterNodes: env.REDIS_CLUSTER_NODES });
+  });
+
+  it("unset or empty: REDIS_URL is the one Redis node", () => {
+    for (const vars of [{}, { REDIS_CLUSTER_NODES: "" }] as Record<string, string>[]) {
+      const env = parse({ ...vars, REDIS_URL: "redis://10.0.0.9:6380" });
+      expect(env.REDIS_CLUSTER_NODES).toBeUndefined();
+      expect(redisTarget(env)).toBe("redis://10.0.0.9:6380");
+    }
+  });
+
+  it.each([
+    ["a port out of range", "127.0.0.1:7000,127.0.0.1:70000"],
+    ["port 0", "127.0.0.1:0"],
+    ["no port", "127.0.0.1"],
+    ["a port that is not a number", "127.0.0.1:redis"],
+    ["no host", ":7000"],
+    ["an empty entry", "127.0.0.1:7000,,127.0.0.1:7001"],
+    ["a URL instead of host:port", "redis://127.0.0.1:7000"],
+  ])("%s is refused, naming the variable", (_, value) => {
+    expect(() => parse({ REDIS_CLUSTER_NODES: value })).toThrow(EnvError);
+    expect(() => parse({ REDIS_CLUSTER_NODES: value })).toThrow(
+      /^invalid environment variable REDIS_CLUSTER_NODES: expected host:port/,
+    );
+  });
+
+  it.each(["holdfast", "{}holdfast", "holdfast}{", "{holdfast"])(
+    "with cluster nodes, the queue prefix %s (no hash tag) is refused, naming HOLDFAST_QUEUE_PREFIX",
+    (prefix) => {
+      expect(() =>
+        parse({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", HOLDFAST_QUEUE_PREFIX: prefix }),
+      ).toThrow(/^invalid environment variable HOLDFAST_QUEUE_PREFIX: .*\{hash tag\}/);
+    },
+  );
+
+  it("with cluster nodes, the default {holdfast} and other tagged prefixes are accepted", () => {
+    expect(parse({ REDIS_CLUSTER_NODES: "127.0.0.1:7000" }).HOLDFAST_QUEUE_PREFIX).toBe(
+      "{holdfast}",
+    );
+    for (const prefix of ["{hf}", "app:{hf}", "x{a}y{b}"])
+      expect(
+        parse({ REDIS_CLUSTER_NODES: "127.0.0.1:7000", HOLDFAST_QUEUE_PREFIX: prefix })
+          .HOLDFAST_QUEUE_PREFIX,
+      ).toBe(prefix);
+  });
+
+  it("on one node, a prefix without a hash tag is still accepted", () => {
+    expect(parse({ HOLDFAST_QUEUE_PREFIX: "holdfast" }).HOLDFAST_QUEUE_PREFIX).toBe("holdfast");
+  });
+
+  it("hasHashTag follows Redis: the first { and the next }, with something between", () => {
+    expect(hasHashTag("{a}")).toBe(true);
+    expect(hasHashTag("}{a}")).toBe(true);
+    expect(hasHashTag("{}{a}")).toBe(false);
+    expect(hasHashTag("{")).toBe(false);
+  });
+});

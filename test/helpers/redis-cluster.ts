@@ -1,0 +1,286 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import type { RedisNode } from "../../src/env.ts";
+
+const run = promisify(execFile);
+
+const HOST = "127.0.0.1";
+const PORTS = { from: 7100, to: 7999 };
+/** Redis Cluster's bus listens on the client port plus this. */
+const BUS_OFFSET = 10_000;
+const START_ATTEMPTS = 5;
+/**
+ * vitest ends its worker processes with a signal, so no "exit" handler of the test runs: the
+ * kernel stops the redis-servers instead, as their parent dies (Linux; without setpriv a killed
+ * run leaves them behind).
+ */
+const SETPRIV = "/usr/bin/setpriv";
+const withParent = (argv: string[]) =>
+  existsSync(SETPRIV) ? [SETPRIV, "--pdeathsig", "TERM", ...argv] : argv;
+
+export interface ClusterNodeProcess {
+  port: number;
+  id: string;
+  child: ChildProcess;
+  /** A plain (non-cluster) client of this node alone: CLUSTER commands, CONFIG, direct reads. */
+  direct: Redis;
+}
+
+export interface TestRedisCluster {
+  nodes: ClusterNodeProcess[];
+  /** The REDIS_CLUSTER_NODES entries of these ports (all nodes by default). */
+  seeds(...ports: number[]): RedisNode[];
+  /** REDIS_CLUSTER_NODES as the environment spells it. */
+  seedsEnv(...ports: number[]): string;
+  /** The hash slot of a key, as the cluster computes it. */
+  slotOf(key: string): Promise<number>;
+  /** The port of the master serving `slot`, as `node` sees it (the first live node if none). */
+  ownerOf(slot: number, node?: ClusterNodeProcess): Promise<number>;
+  /** Moves `slot` and its keys to the master on `toPort`, as redis-cli --cluster reshard does. */
+  migrateSlot(slot: number, toPort: number): Promise<{ keys: number }>;
+  /** SIGTERM to one node, resolved once it has exited. */
+  stopNode(port: number): Promise<void>;
+  /** Stops every node and removes the temporary directory. */
+  stop(): Promise<void>;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Three free ports (their bus ports free too), from a random point of the range: test files run
+ * in parallel, and two of them starting clusters should rarely try the same ports. When they
+ * do, a redis-server fails to bind and the start is tried again on other ports.
+ */
+async function freePorts(count: number): Promise<number[]> {
+  const span = PORTS.to - PORTS.from + 1;
+  const offset = Math.floor(Math.random() * span);
+  const ports: number[] = [];
+  for (let i = 0; i < span && ports.length < count; i++) {
+    const port = PORTS.from + ((offset + i * 7) % span);
+    if (ports.includes(port)) continue;
+    if ((await portIsFree(port)) && (await portIsFree(port + BUS_OFFSET))) ports.push(port);
+  }
+  if (ports.length < count) throw new Error(`no ${count} free ports in ${PORTS.from}-${PORTS.to}`);
+  return ports;
+}
+
+function stopProcess(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const kill = setTimeout(() => child.kill("SIGKILL"), 3000);
+    child.once("exit", () => {
+      clearTimeout(kill);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+/** Starts redis-server in cluster mode on `port`; resolves once it accepts connections. */
+function startNode(dir: string, port: number): Promise<ChildProcess> {
+  const [command, ...args] = withParent([
+    "redis-server",
+    "--port",
+    String(port),
+    "--bind",
+    HOST,
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    join(dir, `nodes-${port}.conf`),
+    "--dir",
+    dir,
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+  ]);
+  const child = spawn(command!, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`redis-server on ${port} did not start:\n${output}`));
+    }, 10_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Ready to accept connections")) {
+        clearTimeout(timer);
+        child.stdout!.off("data", onData);
+        child.stdout!.resume();
+        resolve(child);
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server on ${port} exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function tryStart(): Promise<TestRedisCluster> {
+  const dir = await mkdtemp(join(tmpdir(), "holdfast-redis-cluster-"));
+  const ports = await freePorts(3);
+  const children: ChildProcess[] = [];
+  const directs: Redis[] = [];
+  const stop = async () => {
+    for (const direct of directs) direct.disconnect();
+    await Promise.all(children.map((child) => stopProcess(child)));
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    const started = await Promise.allSettled(ports.map((port) => startNode(dir, port)));
+    for (const s of started) if (s.status === "fulfilled") children.push(s.value);
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+
+    await run(
+      "redis-cli",
+      [
+        "--cluster",
+        "create",
+        ...ports.map((p) => `${HOST}:${p}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ],
+      { timeout: 30_000 },
+    );
+    for (const port of ports) {
+      const direct = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 1 });
+      direct.on("error", () => {});
+      directs.push(direct);
+    }
+    await Promise.all(
+      directs.map((direct) =>
+        waitUntil(
+          async () => ((await direct.cluster("INFO")) as string).includes("cluster_state:ok"),
+          `cluster_state:ok on ${direct.options.port}`,
+        ),
+      ),
+    );
+    // Every node must also know every other's slots before a client asks any of them.
+    await Promise.all(
+      directs.map((direct) =>
+        waitUntil(
+          async () => (await direct.cluster("SLOTS")).length === ports.length,
+          `the slot map on ${direct.options.port}`,
+        ),
+      ),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  const nodes: ClusterNodeProcess[] = await Promise.all(
+    ports.map(async (port, i) => ({
+      port,
+      id: (await directs[i]!.cluster("MYID")) as string,
+      child: children[i]!,
+      direct: directs[i]!,
+    })),
+  );
+  const node = (port: number) => {
+    const found = nodes.find((n) => n.port === port);
+    if (!found) throw new Error(`no cluster node on port ${port}`);
+    return found;
+  };
+  const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const seeds = (...only: number[]) =>
+    (only.length ? only : ports).map((port) => ({ host: HOST, port }));
+  const ownerOf = async (slot: number, asked = live()[0]!) => {
+    // [start, end, [host, port, id] of the master, …replicas] per range of slots.
+    const ranges = await asked.direct.cluster("SLOTS");
+    const master = ranges.find(([start, end]) => start <= slot && slot <= end)?.[2];
+    if (!master) throw new Error(`slot ${slot} has no owner`);
+    return master[1];
+  };
+
+  return {
+    nodes,
+    seeds,
+    seedsEnv: (...only) =>
+      seeds(...only)
+        .map(({ host, port }) => `${host}:${port}`)
+        .join(","),
+    slotOf: async (key) => (await live()[0]!.direct.cluster("KEYSLOT", key)) as number,
+    ownerOf,
+    async migrateSlot(slot, toPort) {
+      const source = node(await ownerOf(slot));
+      const target = node(toPort);
+      if (source === target) return { keys: 0 };
+      // The order Redis documents for resharding: importing first, so that the ASK redirects
+      // the source gives once it is migrating find the target ready.
+      await target.direct.cluster("SETSLOT", slot, "IMPORTING", source.id);
+      await source.direct.cluster("SETSLOT", slot, "MIGRATING", target.id);
+      // Up to 1000 keys per MIGRATE, one atomic step: BullMQ's scripts read job hashes they do
+      // not declare as keys, and Redis only checks the declared ones, so a queue split between
+      // two nodes for longer than one command could be misread.
+      let moved = 0;
+      for (;;) {
+        const keys = (await source.direct.cluster("GETKEYSINSLOT", slot, 1000)) as string[];
+        if (keys.length === 0) break;
+        await source.direct.call("MIGRATE", HOST, toPort, "", 0, 10_000, "KEYS", ...keys);
+        moved += keys.length;
+      }
+      // The target first, so that a node it tells about the change does not send the slot's
+      // clients back to the source.
+      await target.direct.cluster("SETSLOT", slot, "NODE", target.id);
+      await source.direct.cluster("SETSLOT", slot, "NODE", target.id);
+      for (const other of live())
+        if (other !== source && other !== target)
+          await other.direct.cluster("SETSLOT", slot, "NODE", target.id);
+      return { keys: moved };
+    },
+    async stopNode(port) {
+      const stopped = node(port);
+      stopped.direct.disconnect();
+      await stopProcess(stopped.child);
+    },
+    stop,
+  };
+}
+
+/**
+ * A real Redis Cluster of three masters and no replicas, on free ports in 7100-7999, with its
+ * files in a temporary directory: redis-server in cluster mode, joined by
+ * `redis-cli --cluster create`. Resolves once every node reports cluster_state:ok and knows
+ * the whole slot map.
+ */
+export async function startRedisCluster(): Promise<TestRedisCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await tryStart();
+    } catch (error) {
+      // Another test file may have taken a port between the check and the bind.
+      if (attempt >= START_ATTEMPTS) throw error;
+    }
+  }
+}

@@ -1,0 +1,270 @@
+import { randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { dashboard } from "../../src/http/dashboard.ts";
+import type { Logger } from "../../src/logger.ts";
+import { type RedisTarget, redisEvictionWarning } from "../../src/process/connections.ts";
+import { getHold } from "../../src/reservations/hold.ts";
+import { placeHold } from "../../src/reservations/place-hold.ts";
+import { connectProducer, type Producer } from "../../src/workers/producer.ts";
+import { expireJobId } from "../../src/workers/queues.ts";
+import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
+import { sweepHolds } from "../../src/workers/sweep-holds.ts";
+import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
+import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
+import { spawnServe } from "../helpers/processes.ts";
+import { startRedisCluster, type TestRedisCluster } from "../helpers/redis-cluster.ts";
+import { spawnWorker, testPrefix, waitFor, workerEnv } from "../helpers/workers.ts";
+
+// One cluster for the file: starting one takes about two seconds. The tests run in order; the
+// last one stops a node.
+let cluster: TestRedisCluster;
+let db: TestDatabase;
+let t: TestApp;
+let producer: Producer | undefined;
+let workers: RunningWorkers | undefined;
+const prefix = testPrefix();
+let slot: number;
+
+interface LogLine {
+  level: number;
+  msg: string;
+}
+const logged: LogLine[] = [];
+
+/** The workers' log, kept so that the test can count their errors. */
+function recordingLogger(): Logger {
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n"))
+        if (line.trim()) logged.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return pino({ level: "warn" }, sink);
+}
+
+/** Worker errors and failed job attempts: a MOVED the client did not follow would be one. */
+const workerTrouble = () => logged.filter((line) => line.level >= 40);
+
+/** A master that does not serve `ofSlot` at the moment. */
+async function notOwner(ofSlot: number): Promise<number> {
+  const owner = await cluster.ownerOf(ofSlot);
+  return cluster.nodes.find((n) => n.port !== owner)!.port;
+}
+
+beforeAll(async () => {
+  [cluster, db] = await Promise.all([startRedisCluster(), createTestDatabase()]);
+  slot = await cluster.slotOf(`${prefix}:holds-expire`);
+  // Every client is seeded with one node that does not own the queues' slot: it has to learn
+  // the slot map and follow it, or every command would fail with MOVED.
+  const seed: RedisTarget = { clusterNodes: cluster.seeds(await notOwner(slot)) };
+  producer = await connectProducer(seed, prefix);
+  const enqueue = batchedScheduler(producer.queues, { fulfilment: false });
+  t = await createTestApp({
+    db,
+    redis: seed,
+    env: { HOLDFAST_QUEUE_PREFIX: prefix },
+    holdPlaced: enqueue,
+    mounts: [dashboard(producer.queues.all)],
+  });
+  workers = await startWorkers({
+    db: db.db,
+    env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix }),
+    logger: recordingLogger(),
+    redis: seed,
+  });
+});
+
+afterAll(async () => {
+  try {
+    await workers?.close();
+    await producer?.close();
+    await t?.close();
+    if (db) await expectLedgerConsistent(db.db).finally(() => db.drop());
+  } finally {
+    await cluster?.stop();
+  }
+});
+
+const purchase = (body: Record<string, unknown>) =>
+  t.call("POST", "/v1/purchases", { token: SERVICE, key: randomUUID(), body });
+
+const expired = (holdIds: string[]) =>
+  waitFor(
+    async () => {
+      const holds = await Promise.all(holdIds.map((id) => getHold(db.db, id)));
+      return holds.every((h) => h.status === "expired") && holds;
+    },
+    { what: `${holdIds.length} hold(s) to expire` },
+  );
+
+describe("on a 3-master Redis Cluster", () => {
+  it("/readyz is 200 through a seed node that does not own the queues' slot", async () => {
+    const r = await t.call("GET", "/readyz", { token: null });
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ status: "ok", postgres: "ok", redis: "ok" });
+  });
+
+  it("a purchase enqueues its expire job on the slot's master, and a worker expires the hold", async () => {
+    await fundedAccount(db.db, "cluster-1", 50);
+    const r = await purchase({ accountId: "cluster-1", amount: 20, expiresInSeconds: 1 });
+    expect(r.status).toBe(201);
+    const holdId: string = r.json.hold.id;
+    const ownerPort = await cluster.ownerOf(slot);
+    const jobKey = producer!.queues.expire.toKey(expireJobId(holdId));
+    const onOwner = cluster.nodes.find((n) => n.port === ownerPort)!;
+    expect(await onOwner.direct.exists(jobKey)).toBe(1);
+
+    const [hold] = await expired([holdId]);
+    expect(hold).toMatchObject({ status: "expired", reason: "expired", settledAmount: null });
+    const account = await t.call("GET", "/v1/accounts/cluster-1", { token: SERVICE });
+    expect(account.json).toMatchObject({ settled: 50, held: 0, available: 50 });
+    expect(workerTrouble()).toEqual([]);
+  });
+
+  it("the sweep finds, through one pipeline to the cluster, the job a pending hold lost", async () => {
+    await fundedAccount(db.db, "cluster-sweep", 10);
+    // Placed without an enqueue, as if Redis had lost its job.
+    const { hold } = await placeHold(db.db, {
+      accountId: "cluster-sweep",
+      amount: 5,
+      expiresInSeconds: 600,
+    });
+    const sweep = () => sweepHolds({ db: db.db, queues: producer!.queues, fulfilment: false });
+    expect((await sweep()).rescheduled).toBe(1);
+    const job = await producer!.queues.expire.getJob(expireJobId(hold.id));
+    expect(await job?.getState()).toBe("delayed");
+    expect((await sweep()).rescheduled).toBe(0);
+  });
+
+  it("the dashboard reads the queues and the Redis stats from the cluster", async () => {
+    const admin = { token: ADMIN };
+    // The expire job of the hold above, once the worker has marked it completed.
+    await waitFor(
+      async () => {
+        const r = await t.call("GET", "/admin/queues/api/queues", admin);
+        const queues = r.json.queues as { name: string; counts: Record<string, number> }[];
+        return queues.find((q) => q.name === "holds-expire")?.counts.completed === 1;
+      },
+      { what: "the dashboard to count the completed expire job" },
+    );
+    const stats = await t.call("GET", "/admin/queues/api/redis/stats", admin);
+    expect(stats.status).toBe(200);
+  });
+
+  it("the eviction warning asks every master, not only the one a command lands on", async () => {
+    expect(await redisEvictionWarning(t.redis)).toBeUndefined();
+    const node = cluster.nodes[2]!;
+    await node.direct.config("SET", "maxmemory-policy", "allkeys-lru");
+    try {
+      expect(await redisEvictionWarning(t.redis)).toMatch(
+        `maxmemory-policy is allkeys-lru on master 127.0.0.1:${node.port}: BullMQ needs noeviction`,
+      );
+    } finally {
+      await node.direct.config("SET", "maxmemory-policy", "noeviction");
+    }
+  });
+
+  it("delayed jobs survive the migration of their slot to another master", async () => {
+    await fundedAccount(db.db, "cluster-2", 1000);
+    const placed = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        purchase({ accountId: "cluster-2", amount: 5, expiresInSeconds: 3 }),
+      ),
+    );
+    expect(placed.map((r) => r.status)).toEqual(placed.map(() => 201));
+    const before = placed.map((r) => r.json.hold.id as string);
+    expect(await producer!.queues.expire.getJobCountByTypes("delayed")).toBeGreaterThanOrEqual(20);
+
+    const from = await cluster.ownerOf(slot);
+    const to = cluster.nodes.find((n) => n.port !== from)!.port;
+    const { keys } = await cluster.migrateSlot(slot, to);
+    // The job hashes and the queues' own keys all moved.
+    expect(keys).toBeGreaterThan(20);
+    for (const node of cluster.nodes) expect(await cluster.ownerOf(slot, node)).toBe(to);
+
+    // A purchase after the move: the producer follows the slot to its new master.
+    const after = await purchase({ accountId: "cluster-2", amount: 5, expiresInSeconds: 1 });
+    expect(after.status).toBe(201);
+    const onNewOwner = cluster.nodes.find((n) => n.port === to)!;
+    const jobKey = producer!.queues.expire.toKey(expireJobId(after.json.hold.id));
+    expect(await onNewOwner.direct.exists(jobKey)).toBe(1);
+
+    await expired([...before, after.json.hold.id]);
+    // A redirect during the move may cost a retried command; it must not cost jobs.
+    expect(workerTrouble().length).toBeLessThanOrEqual(3);
+  });
+
+  it("holdfast serve and holdfast worker start with REDIS_CLUSTER_NODES naming a non-owning node", async () => {
+    const cliPrefix = testPrefix();
+    const cliSlot = await cluster.slotOf(`${cliPrefix}:x`);
+    const seed = cluster.seedsEnv(await notOwner(cliSlot));
+    const env = {
+      DATABASE_URL: db.url,
+      // Unreachable: with REDIS_CLUSTER_NODES set, nothing may use it.
+      REDIS_URL: "redis://127.0.0.1:1",
+      REDIS_CLUSTER_NODES: seed,
+      HOLDFAST_QUEUE_PREFIX: cliPrefix,
+      HOLDFAST_ADMIN_TOKEN: ADMIN,
+      HOLDFAST_SERVICE_TOKEN: SERVICE,
+    };
+    const [served, working] = await Promise.allSettled([spawnServe(db.url, env), spawnWorker(env)]);
+    if (served.status === "rejected" || working.status === "rejected") {
+      // Neither may outlive the test: a serve process does not exit when Redis goes away.
+      if (served.status === "fulfilled") await served.value.stop();
+      if (working.status === "fulfilled") working.value.child.kill("SIGTERM");
+      throw served.status === "rejected"
+        ? served.reason
+        : (working as PromiseRejectedResult).reason;
+    }
+    const [serve, worker] = [served.value, working.value];
+    try {
+      const ready = await fetch(`${serve.baseUrl}/readyz`);
+      expect(ready.status).toBe(200);
+      await fundedAccount(db.db, "cluster-cli", 50);
+      const r = await fetch(`${serve.baseUrl}/v1/purchases`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${SERVICE}`,
+          "content-type": "application/json",
+          "idempotency-key": randomUUID(),
+        },
+        body: JSON.stringify({ accountId: "cluster-cli", amount: 10, expiresInSeconds: 1 }),
+      });
+      expect(r.status).toBe(201);
+      const { hold } = (await r.json()) as { hold: { id: string } };
+      // Enqueued by serve itself: the worker's sweep would come only after 30 s.
+      const ownerPort = await cluster.ownerOf(cliSlot);
+      const owner = cluster.nodes.find((n) => n.port === ownerPort)!;
+      const jobKey = `${cliPrefix}:holds-expire:${expireJobId(hold.id)}`;
+      expect(await owner.direct.exists(jobKey)).toBe(1);
+      await expired([hold.id]);
+      expect(worker.output()).not.toMatch(/"level":(40|50|60)/);
+    } finally {
+      worker.child.kill("SIGTERM");
+      expect(await serve.stop()).toBe(0);
+      expect(await worker.exited).toBe(0);
+    }
+  });
+
+  it("/readyz is 503 naming redis once the master of the queues' slot is down", async () => {
+    // The workers and producers first, so that none of them is left retrying a dead node.
+    await workers!.close();
+    workers = undefined;
+    await producer!.close();
+    producer = undefined;
+    await cluster.stopNode(await cluster.ownerOf(slot));
+
+    const r = await t.call("GET", "/readyz", { token: null });
+    expect(r.status).toBe(503);
+    expect(r.json).toMatchObject({
+      detail: "unreachable: redis",
+      postgres: "ok",
+      redis: "down",
+    });
+  });
+});

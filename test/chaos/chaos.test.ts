@@ -92,6 +92,23 @@ describe("chaos", () => {
         opRetryMs: config.opRetryMs,
       };
       const setupRng = rng.fork("setup");
+      /** A credit before the run, recorded in the model like the clients' own. */
+      const setupCredit = async (id: string, key: string, amount: number, reason: string) => {
+        const request = {
+          method: "POST" as const,
+          path: `/v1/accounts/${id}/credits`,
+          token: ADMIN,
+          key,
+          body: { amount, reason, metadata: { chaosKey: key } },
+        };
+        const op: KeyedOp = { kind: "credit", key, client: -1, accountId: id, request };
+        model.ops.push(op);
+        const answer = await http.send(request, setupRng.fork(key), 30_000);
+        if (answer?.status !== 201)
+          throw new Error(`crediting ${id} (${key}): ${answer?.status} ${answer?.text}`);
+        op.answer = answer;
+        absorb(w, op, `setup ${key}`);
+      };
       for (const p of PROMOTIONS) {
         const a = await http.send(
           {
@@ -121,48 +138,15 @@ describe("chaos", () => {
           );
           if (created?.status !== 201)
             throw new Error(`opening ${id}: ${created?.status} ${created?.text}`);
-          const key = `init-${seed}-${id}`;
-          const request = {
-            method: "POST" as const,
-            path: `/v1/accounts/${id}/credits`,
-            token: ADMIN,
-            key,
-            body: {
-              amount: setupRng.int(300, 1500),
-              reason: "chaos funding",
-              metadata: { chaosKey: key },
-            },
-          };
-          const op: KeyedOp = { kind: "credit", key, client: -1, accountId: id, request };
-          model.ops.push(op);
-          const answer = await http.send(request, setupRng.fork(key), 30_000);
-          if (answer?.status !== 201)
-            throw new Error(`funding ${id}: ${answer?.status} ${answer?.text}`);
-          op.answer = answer;
-          absorb(w, op, `fund ${id}`);
+          await setupCredit(id, `init-${seed}-${id}`, setupRng.int(300, 1500), "chaos funding");
         }),
       );
       // A history long enough that an entry page is several socket writes, so that a cancel, a
       // terminate or a statement timeout can land after some of its rows have streamed.
       await Promise.all(
         accounts.map(async (id) => {
-          for (let i = 0; i < HISTORY_CREDITS; i++) {
-            const key = `history-${seed}-${id}-${i}`;
-            const request = {
-              method: "POST" as const,
-              path: `/v1/accounts/${id}/credits`,
-              token: ADMIN,
-              key,
-              body: { amount: 1, reason: "chaos history", metadata: { chaosKey: key } },
-            };
-            const op: KeyedOp = { kind: "credit", key, client: -1, accountId: id, request };
-            model.ops.push(op);
-            const answer = await http.send(request, setupRng.fork(key), 30_000);
-            if (answer?.status !== 201)
-              throw new Error(`crediting ${id}: ${answer?.status} ${answer?.text}`);
-            op.answer = answer;
-            absorb(w, op, `history ${key}`);
-          }
+          for (let i = 0; i < HISTORY_CREDITS; i++)
+            await setupCredit(id, `history-${seed}-${id}-${i}`, 1, "chaos history");
         }),
       );
       log(

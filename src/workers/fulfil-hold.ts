@@ -25,8 +25,8 @@ export class RetryableFulfilmentError extends Error {
 }
 
 /**
- * A 2xx whose body cannot be trusted to say how much to capture: retried like a 5xx, never
- * taken as "capture everything".
+ * A 2xx whose body cannot be trusted to say how much to capture: retried like a 5xx (and
+ * logged, as every failed attempt is), never taken as "capture everything".
  */
 export class BadFulfilmentAnswerError extends Error {
   constructor(detail: string) {
@@ -104,14 +104,7 @@ export function fulfilHoldProcessor(deps: {
 
     const answer = await postFulfilment(fulfilment, hold);
     if (answer.status >= 200 && answer.status < 300) {
-      let amount: number | undefined;
-      try {
-        amount = settleAmount(answer, hold);
-      } catch (error) {
-        logger.warn({ holdId, status: answer.status, err: error }, "bad fulfilment answer");
-        throw error;
-      }
-      const settled = await unlessResolved(settle({ holdId, amount }));
+      const settled = await unlessResolved(settle({ holdId, amount: settleAmount(answer, hold) }));
       if (!settled) {
         const now = await find(holdId);
         logger.warn(

@@ -89,8 +89,8 @@ async function readServerInfo(
  * @issuance, with set-based SQL instead of one API call per credit. What it writes is what
  * creditAccount would have written, so `holdfast verify` passes: each transaction's two
  * entries come from one INSERT (the balance trigger checks per statement), the user's entries
- * are numbered 1..credits with running balances, and the account row and an @issuance stripe
- * are moved by the total.
+ * are numbered 1..credits with running balances, and the account row and the @issuance row of
+ * its bucket are moved by its total.
  *
  * With `deferForeignKeys` (only on a database the bench created, and only as a superuser), the
  * row-by-row foreign-key triggers of `entries` (four lookups per credit, most of the time of a
@@ -110,12 +110,12 @@ export interface SeedInput {
 
 async function seed(url: string, input: SeedInput): Promise<void> {
   const { ids, credits, amount } = input;
-  const total = BigInt(ids.length) * BigInt(credits) * BigInt(amount);
   const sql = connect(url);
   try {
     await sql.begin(async (tx) => {
-      await tx`INSERT INTO accounts (id, kind, metadata)
-               SELECT id, 'user', '{"bench":true}'::jsonb FROM unnest(${ids}::text[]) AS id`;
+      await tx`INSERT INTO accounts (bucket, id, kind, metadata)
+               SELECT holdfast_bucket(id), id, 'user', '{"bench":true}'::jsonb
+                 FROM unnest(${ids}::text[]) AS id`;
       const foreignKeys = input.deferForeignKeys ? await foreignKeyTriggers(tx) : [];
       const [before] = await tx<
         { id: number }[]
@@ -128,16 +128,17 @@ async function seed(url: string, input: SeedInput): Promise<void> {
         const to = Math.min(credits, from + perChunk - 1);
         await tx`
           WITH s AS MATERIALIZED (
-            SELECT a.id AS account_id, c AS seq, gen_random_uuid() AS txn
+            SELECT holdfast_bucket(a.id) AS bucket, a.id AS account_id, c AS seq,
+                   gen_random_uuid() AS txn
               FROM unnest(${ids}::text[]) AS a(id), generate_series(${from}::int8, ${to}::int8) AS c
           ), t AS (
-            INSERT INTO ledger_transactions (id, kind, reason)
-            SELECT txn, 'credit', 'bench seed' FROM s
+            INSERT INTO ledger_transactions (bucket, id, kind, reason)
+            SELECT bucket, txn, 'credit', 'bench seed' FROM s
           )
-          INSERT INTO entries (transaction_id, account_id, seq, amount, settled_after, kind)
-          SELECT txn, account_id, seq, ${amount}::int8, seq * ${amount}::int8, 'credit' FROM s
+          INSERT INTO entries (bucket, transaction_id, leg, account_id, seq, amount, settled_after, kind)
+          SELECT bucket, txn, 0, account_id, seq, ${amount}::int8, seq * ${amount}::int8, 'credit' FROM s
           UNION ALL
-          SELECT txn, '@issuance', NULL, -${amount}::int8, NULL, 'credit' FROM s`;
+          SELECT bucket, txn, 1, '@issuance', NULL, -${amount}::int8, NULL, 'credit' FROM s`;
       }
       if (foreignKeys.length > 0) {
         for (const name of foreignKeys) {
@@ -146,15 +147,19 @@ async function seed(url: string, input: SeedInput): Promise<void> {
         const [orphans] = await tx<{ n: number }[]>`
           SELECT count(*)::int AS n FROM entries e
            WHERE e.id > ${before!.id}
-             AND (NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = e.transaction_id)
-                  OR NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id))`;
+             AND (NOT EXISTS (SELECT 1 FROM ledger_transactions t
+                             WHERE t.bucket = e.bucket AND t.id = e.transaction_id)
+                  OR NOT EXISTS (SELECT 1 FROM accounts a
+                                  WHERE a.bucket = e.bucket AND a.id = e.account_id))`;
         if (orphans!.n > 0)
           throw new Error(`seeding wrote ${orphans!.n} entries with dangling references`);
       }
       await tx`UPDATE accounts SET settled = ${credits * amount}::int8, last_seq = ${credits}::int8
                 WHERE id = ANY(${ids}::text[])`;
-      await tx`UPDATE system_balances SET settled = settled - ${total.toString()}::int8
-                WHERE account_id = '@issuance' AND stripe = 0`;
+      await tx`UPDATE accounts a SET settled = a.settled - n.accounts * ${credits * amount}::int8
+                 FROM (SELECT holdfast_bucket(id) AS bucket, count(*) AS accounts
+                         FROM unnest(${ids}::text[]) AS id GROUP BY 1) n
+                WHERE a.bucket = n.bucket AND a.id = '@issuance'`;
     });
   } finally {
     await sql.end();

@@ -114,7 +114,7 @@ export async function quiesce(target: Target): Promise<void> {
   await whenSlotFree("vacuum", async () => {
     const sql = connect(url);
     try {
-      await sql`VACUUM (ANALYZE) accounts, holds, idempotency_keys, entries, ledger_transactions, system_balances`;
+      await sql`VACUUM (ANALYZE) accounts, holds, idempotency_keys, entries, ledger_transactions`;
       await sql`CHECKPOINT`;
     } finally {
       await sql.end();

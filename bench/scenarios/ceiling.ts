@@ -54,7 +54,7 @@ function script(config: BenchContext["config"], ids: BenchContext["ids"], spread
   const account = spread === "hot" ? `'${ids.hot}'` : `'${ids.spreadPrefix}' || :acct::text`;
   return `${pick}BEGIN;
 UPDATE accounts SET held = held + 1 WHERE id = ${account} AND settled - held >= 1;
-INSERT INTO holds (id, account_id, amount, expires_at) VALUES (gen_random_uuid(), ${account}, 1, now() + interval '1 hour');
+INSERT INTO holds (bucket, id, account_id, amount, expires_at) VALUES (holdfast_bucket(${account}), gen_random_uuid(), ${account}, 1, now() + interval '1 hour');
 COMMIT;
 `;
 }

@@ -3,6 +3,7 @@ import { lt, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Database, Tx } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
+import { bucketOf, bucketOfId, lockKey } from "../ledger/ids.ts";
 import type { AppEnv } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, type Sent, send } from "./respond.ts";
@@ -34,9 +35,9 @@ function requestHash(c: Context<AppEnv>, body: unknown): string {
  * Any other error rolls everything back, key included.
  *
  * `batch` is the lock-order key of an effect that decides in one conditional statement and
- * writes nothing when it refuses (the account it locks; for a settle, whose statement orders
- * its own locks, the hold): such effects may share a transaction with other requests (the
- * micro-batcher). Other effects run alone, inside a savepoint.
+ * writes nothing when it refuses (lockKey of the account it locks; for a settle, whose
+ * statement orders its own locks, the hold): such effects may share a transaction with other
+ * requests (the micro-batcher). Other effects run alone, inside a savepoint.
  */
 export async function idempotent(
   c: Context<AppEnv>,
@@ -51,7 +52,13 @@ export interface IdempotentOptions {
   required: boolean;
   status: number;
   body: unknown;
+  /** The account, hold or promotion the request names, which its key belongs to. */
+  scope: string;
+  /** The bucket of that resource: its key is kept there. */
+  bucket: number;
   batch?: string;
+  /** With `batch`: the user account the effect posts on (WriteCommand.posts). */
+  posts?: string;
   /** With `batch`: the verb and input that apply this request together with its batch-mates. */
   many?: Many;
 }
@@ -76,7 +83,10 @@ export async function idempotentOutcome(
   const hash = requestHash(c, options.body);
   const outcome = await c.get("writes")({
     key: key === undefined ? undefined : { role: c.get("role"), key, hash },
+    scope: options.scope,
+    bucket: options.bucket,
     order: options.batch ?? "",
+    posts: options.posts,
     atomic: options.batch !== undefined,
     many: options.many,
     status: options.status,
@@ -106,3 +116,17 @@ export async function purgeIdempotencyKeys(db: Database): Promise<number> {
     .returning({ key: idempotencyKeys.key });
   return deleted.length;
 }
+
+/** The options of a request on one account that decides in one statement (see idempotent). */
+export const onAccount = (accountId: string) => ({
+  scope: accountId,
+  bucket: bucketOf(accountId),
+  batch: lockKey(accountId),
+});
+
+/** The options of a request on one hold that decides in one statement (see idempotent). */
+export const onHold = (holdId: string) => ({
+  scope: holdId.toLowerCase(),
+  bucket: bucketOfId(holdId),
+  batch: holdId,
+});

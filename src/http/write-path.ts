@@ -4,7 +4,8 @@ import { pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
-import { textArray } from "../ledger/rows.ts";
+import { bucketOf } from "../ledger/ids.ts";
+import { intArray, textArray } from "../ledger/rows.ts";
 import { DeferredCounts } from "../metrics.ts";
 import type { Role } from "./context.ts";
 import { HttpError } from "./problem.ts";
@@ -15,8 +16,18 @@ const LOCK_NOT_AVAILABLE = "55P03";
 /** One mutating request, ready to apply. */
 export interface WriteCommand {
   key?: { role: Role; key: string; hash: string } | undefined;
-  /** Lock-order key (the account id): a batch applies its commands sorted by it. */
+  /** The account, hold or promotion the request names: its key belongs to it. */
+  scope: string;
+  /** The bucket of that resource, where its key is kept. */
+  bucket: number;
+  /** Lock-order key (lockKey of the account it locks): a batch applies its commands sorted by it. */
   order: string;
+  /**
+   * The user account an atomic effect posts on. A batch of such effects locks all of them, in
+   * lock order, before any effect runs: each posting then locks its bucket's system row, and
+   * system rows are only ever locked after every user row a transaction locks.
+   */
+  posts?: string | undefined;
   status: number;
   requestId: string;
   effect: (tx: Tx) => Promise<unknown>;
@@ -47,14 +58,18 @@ export type WriteOutcome =
   | { kind: "stored"; response: Rendered; hash: string };
 
 type StoredRow = {
+  bucket: number;
   role: Role;
+  scope: string;
   key: string;
   request_hash: string;
   response_status: number;
   response_body: string;
 };
 
-const keyId = (k: { role: Role; key: string }) => `${k.role}\u0000${k.key}`;
+type Key = { bucket: number; role: Role; scope: string; key: string; hash: string };
+
+const keyId = (k: Omit<Key, "hash">) => `${k.bucket}\u0000${k.role}\u0000${k.scope}\u0000${k.key}`;
 
 /**
  * Applies an ordered list of commands in ONE transaction and returns one outcome per command,
@@ -70,14 +85,17 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
   if (commands.length > 1 && commands.some((c) => !c.atomic)) {
     throw new Error("only atomic commands can share a transaction");
   }
+  const keyOf = (c: WriteCommand): Key | undefined =>
+    c.key && { ...c.key, bucket: c.bucket, scope: c.scope };
   const leaders = new Map<string, number>();
   const leaderOf = commands.map((c, i) => {
-    if (!c.key) return i;
-    const id = keyId(c.key);
+    const key = keyOf(c);
+    if (!key) return i;
+    const id = keyId(key);
     if (!leaders.has(id)) leaders.set(id, i);
     return leaders.get(id)!;
   });
-  const keyed = [...leaders.values()].map((i) => commands[i]!.key!);
+  const keyed = [...leaders.values()].map((i) => keyOf(commands[i]!)!);
   keyed.sort((a, b) => (keyId(a) < keyId(b) ? -1 : 1));
 
   let claiming = true;
@@ -88,22 +106,25 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       const claimed = new Set<string>();
       const stored = new Map<string, WriteOutcome>();
       if (keyed.length > 0) {
-        const rows = await tx.execute<{ role: Role; key: string }>(sql`
-          INSERT INTO idempotency_keys (role, key, request_hash, response_status, response_body)
-          SELECT role, key, hash, 0, '' FROM jsonb_to_recordset(${JSON.stringify(keyed)}::jsonb)
-                 AS k(role text, key text, hash text)
+        const rows = await tx.execute<Omit<Key, "hash">>(sql`
+          INSERT INTO idempotency_keys (bucket, role, scope, key, request_hash, response_status, response_body)
+          SELECT bucket, role, scope, key, hash, 0, ''
+            FROM jsonb_to_recordset(${JSON.stringify(keyed)}::jsonb)
+                 AS k(bucket int, role text, scope text, key text, hash text)
           ON CONFLICT DO NOTHING
-          RETURNING role, key`);
+          RETURNING bucket, role, scope, key`);
         for (const r of rows) claimed.add(keyId(r));
         const missing = keyed.filter((k) => !claimed.has(keyId(k)));
         if (missing.length > 0) {
-          // By = ANY (see textArray), not a join: the two roles cross the keys, so only the
-          // pairs asked for are kept.
+          // By = ANY (see textArray), not a join: the columns' sets cross each other, so only
+          // the keys asked for are kept.
           const asked = new Set(missing.map(keyId));
           const found = await tx.execute<StoredRow>(sql`
-            SELECT role, key, request_hash, response_status, response_body
+            SELECT bucket, role, scope, key, request_hash, response_status, response_body
               FROM idempotency_keys
-             WHERE role = ANY (${textArray([...new Set(missing.map((k) => k.role))])})
+             WHERE bucket = ANY (${intArray([...new Set(missing.map((k) => k.bucket))])})
+               AND scope = ANY (${textArray([...new Set(missing.map((k) => k.scope))])})
+               AND role = ANY (${textArray([...new Set(missing.map((k) => k.role))])})
                AND key = ANY (${textArray(missing.map((k) => k.key))})`);
           for (const r of found) {
             if (!asked.has(keyId(r))) continue;
@@ -120,9 +141,13 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       const toRun = inLockOrder(commands, (command) => command.order)
         .filter(
           ({ item, index }) =>
-            leaderOf[index] === index && (!item.key || claimed.has(keyId(item.key))),
+            leaderOf[index] === index && (!item.key || claimed.has(keyId(keyOf(item)!))),
         )
         .map(({ item, index }) => ({ command: item, index }));
+      await lockPostedAccounts(
+        tx,
+        toRun.map(({ command }) => command),
+      );
       const rendered = await runEffects(
         tx,
         toRun.map(({ command }) => command),
@@ -133,7 +158,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       const completed = toRun
         .filter(({ command }) => command.key)
         .map(({ command, index }) => ({
-          ...command.key!,
+          ...keyOf(command)!,
           status: fresh.get(index)!.status,
           body: fresh.get(index)!.body,
         }));
@@ -142,11 +167,11 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         // unique index: no join with the set, which a prepared statement's kept plan could do
         // by scanning the whole table.
         await tx.execute(sql`
-          INSERT INTO idempotency_keys (role, key, request_hash, response_status, response_body)
-          SELECT role, key, hash, status, body
+          INSERT INTO idempotency_keys (bucket, role, scope, key, request_hash, response_status, response_body)
+          SELECT bucket, role, scope, key, hash, status, body
             FROM jsonb_to_recordset(${JSON.stringify(completed)}::jsonb)
-                 AS k(role text, key text, hash text, status int, body text)
-          ON CONFLICT (role, key) DO UPDATE
+                 AS k(bucket int, role text, scope text, key text, hash text, status int, body text)
+          ON CONFLICT (bucket, role, scope, key) DO UPDATE
              SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body`);
       }
       return commands.map((command, index): WriteOutcome => {
@@ -156,7 +181,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         const leaderResponse = fresh.get(leader);
         if (leaderResponse)
           return { kind: "stored", response: leaderResponse, hash: commands[leader]!.key!.hash };
-        const found = stored.get(keyId(command.key!));
+        const found = stored.get(keyId(keyOf(command)!));
         if (!found) throw new Error("idempotency key vanished between conflict and read");
         return found;
       });
@@ -172,6 +197,18 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
     }
     throw error;
   }
+}
+
+/** Locks, in lock order, the user accounts that a batch of several posting effects posts on. */
+async function lockPostedAccounts(tx: Tx, commands: WriteCommand[]): Promise<void> {
+  const accounts = [...new Set(commands.flatMap((c) => (c.posts ? [c.posts] : [])))];
+  if (commands.length < 2 || accounts.length === 0) return;
+  await tx.execute(sql`
+    SELECT 1 FROM accounts
+     WHERE bucket = ANY (${intArray([...new Set(accounts.map(bucketOf))])})
+       AND id = ANY (${textArray(accounts)})
+     ORDER BY bucket, id COLLATE "C"
+       FOR NO KEY UPDATE`);
 }
 
 /**

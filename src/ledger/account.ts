@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { DomainError } from "./errors.ts";
-import { isSystemAccountId } from "./ids.ts";
+import { bucketOf, isSystemAccountId } from "./ids.ts";
 import { toIso } from "./rows.ts";
 
 export type Balance = number | bigint;
@@ -42,18 +42,19 @@ export function toAccount(row: AccountRow): Account {
 
 /**
  * O(1) in the length of the history: a user account is one row; a system account is the sum
- * of its fixed number of balance stripes.
+ * of its rows, one per bucket (on Citus, a read of every shard).
  */
 export async function getAccount(db: Db, id: string): Promise<Account> {
   const rows = isSystemAccountId(id)
     ? await db.execute<AccountRow>(sql`
-        SELECT a.id, COALESCE(sum(s.settled), 0)::int8 AS settled, 0::int8 AS held, a.metadata, a.created_at
-          FROM accounts a LEFT JOIN system_balances s ON s.account_id = a.id
-         WHERE a.id = ${id} AND a.kind = 'system'
-         GROUP BY a.id`)
+        SELECT id, sum(settled)::int8 AS settled, 0::int8 AS held, NULL::jsonb AS metadata,
+               min(created_at) AS created_at
+          FROM accounts
+         WHERE id = ${id} AND kind = 'system'
+         GROUP BY id`)
     : await db.execute<AccountRow>(sql`
         SELECT id, settled, held, metadata, created_at FROM accounts
-         WHERE id = ${id} AND kind = 'user'`);
+         WHERE bucket = ${bucketOf(id)} AND id = ${id} AND kind = 'user'`);
   const row = rows[0];
   if (!row) throw new DomainError("account_not_found", `account ${id} does not exist`);
   return toAccount(row);

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { type Account, type AccountRow, toAccount } from "./account.ts";
 import { DomainError } from "./errors.ts";
-import { USER_ACCOUNT_ID } from "./ids.ts";
+import { bucketOf, USER_ACCOUNT_ID } from "./ids.ts";
 import { jsonParam } from "./rows.ts";
 
 export interface CreateAccountInput {
@@ -15,9 +15,9 @@ export async function createAccount(db: Db, input: CreateAccountInput): Promise<
     throw new TypeError(`invalid user account id ${JSON.stringify(input.id)}`);
   }
   const rows = await db.execute<AccountRow>(sql`
-    INSERT INTO accounts (id, kind, metadata)
-    VALUES (${input.id}, 'user', ${jsonParam(input.metadata)}::jsonb)
-    ON CONFLICT (id) DO NOTHING
+    INSERT INTO accounts (bucket, id, kind, metadata)
+    VALUES (${bucketOf(input.id)}, ${input.id}, 'user', ${jsonParam(input.metadata)}::jsonb)
+    ON CONFLICT (bucket, id) DO NOTHING
     RETURNING id, settled, held, metadata, created_at`);
   const row = rows[0];
   if (!row) throw new DomainError("account_exists", `account ${input.id} already exists`);

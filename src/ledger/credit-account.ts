@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { type Account, getAccount, toAccount } from "./account.ts";
 import { DomainError } from "./errors.ts";
-import { newId, USER_ACCOUNT_ID } from "./ids.ts";
+import { bucketOf, newIdIn, USER_ACCOUNT_ID } from "./ids.ts";
 import { post } from "./post-transaction.ts";
 
 export interface CreditInput {
@@ -26,12 +26,14 @@ export async function creditAccount(db: Db, input: CreditInput): Promise<CreditR
   if (!USER_ACCOUNT_ID.test(input.accountId)) {
     throw new TypeError(`invalid user account id ${JSON.stringify(input.accountId)}`);
   }
-  const transactionId = newId();
+  const bucket = bucketOf(input.accountId);
+  const transactionId = newIdIn(bucket);
   const row = await post(
     db,
     sql`src AS (SELECT ${input.accountId}::text AS account_id, ${input.amount}::int8 AS delta,
                        0::int8 AS release_held, NULL::uuid AS hold_id)`,
     {
+      bucket,
       transactionId,
       kind: "credit",
       counterparty: "@issuance",

@@ -1,7 +1,7 @@
+import { createHash } from "node:crypto";
+import { sql } from "drizzle-orm";
 import { v7 } from "uuid";
-
-/** Time-ordered UUIDs (v7): ids sort by creation, which keeps "newest first" an index scan. */
-export const newId = (): string => v7();
+import { BUCKETS } from "../db/schema/bucket.ts";
 
 export const SYSTEM_ACCOUNTS = ["@issuance", "@revenue", "@promotions"] as const;
 export type SystemAccountId = (typeof SYSTEM_ACCOUNTS)[number];
@@ -9,3 +9,36 @@ export type SystemAccountId = (typeof SYSTEM_ACCOUNTS)[number];
 export const USER_ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export const isSystemAccountId = (id: string): boolean => id.startsWith("@");
+
+/**
+ * The bucket of a user account: the first 12 bits of the MD5 of its id. holdfast_bucket
+ * (src/db/sql/bucket.sql) is the same function in SQL, for the CHECK that keeps each account in
+ * its bucket; test/db/buckets.test.ts checks that the two agree.
+ */
+export function bucketOf(accountId: string): number {
+  const digest = createHash("md5").update(accountId).digest();
+  return ((digest[0]! << 4) | (digest[1]! >> 4)) % BUCKETS;
+}
+
+const hex3 = (bucket: number) => bucket.toString(16).padStart(3, "0");
+
+/**
+ * A time-ordered UUID (v7) whose last 12 bits are `bucket`: ids still sort by creation, which
+ * keeps "newest first" an index scan, and a hold or transaction id names its bucket, so a
+ * request that carries only the id reaches its shard directly.
+ */
+export const newIdIn = (bucket: number): string => v7().slice(0, -3) + hex3(bucket);
+
+/** The bucket an id made by newIdIn carries. */
+export const bucketOfId = (id: string): number => Number.parseInt(id.slice(-3), 16) % BUCKETS;
+
+/**
+ * The order in which every transaction locks account rows: by bucket, then by id in byte order
+ * (COLLATE "C" in SQL; account ids are ASCII, so this is JavaScript's string order). User
+ * accounts are all locked before any system row, and system rows by bucket.
+ */
+export const lockKey = (accountId: string): string => `${hex3(bucketOf(accountId))}:${accountId}`;
+
+/** `bucket = … AND` for a user account's rows; nothing for a system account's, which are in every bucket. */
+export const bucketFilter = (accountId: string) =>
+  isSystemAccountId(accountId) ? sql`` : sql`bucket = ${bucketOf(accountId)} AND`;

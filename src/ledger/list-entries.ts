@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { getAccount } from "./account.ts";
 import { encodeCursor } from "./cursor.ts";
+import { bucketFilter } from "./ids.ts";
 import type { EntryKind } from "./post-transaction.ts";
 import { toIso } from "./rows.ts";
 
@@ -41,13 +42,13 @@ export interface ListInput {
   before?: number | undefined;
 }
 
-/** Newest first, keyset-paginated on the (account_id, id) index. */
+/** Newest first, keyset-paginated on the (account_id, id) index; a system account's span all buckets. */
 export async function listEntries(db: Db, input: ListInput): Promise<Page<Entry>> {
   await getAccount(db, input.accountId);
   const rows = await db.execute<EntryRow>(sql`
     SELECT id, seq, transaction_id, kind, amount, settled_after, hold_id, created_at, metadata
       FROM entries
-     WHERE account_id = ${input.accountId}
+     WHERE ${bucketFilter(input.accountId)} account_id = ${input.accountId}
        ${input.before === undefined ? sql`` : sql`AND id < ${input.before}`}
      ORDER BY id DESC
      LIMIT ${input.limit + 1}`);

@@ -1,6 +1,6 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { MAX_AMOUNT_SQL, SYSTEM_BALANCE_STRIPES } from "../db/schema/index.ts";
+import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
 import type { AccountRow } from "./account.ts";
 import type { SystemAccountId } from "./ids.ts";
 import { jsonParam } from "./rows.ts";
@@ -8,6 +8,8 @@ import { jsonParam } from "./rows.ts";
 export type EntryKind = "credit" | "purchase" | "promotion" | "adjustment";
 
 export interface Posting {
+  /** The user account's bucket, which `transactionId` carries. */
+  bucket: number;
   transactionId: string;
   kind: EntryKind;
   counterparty: SystemAccountId;
@@ -27,13 +29,13 @@ export type PostedRow = AccountRow & { transaction_id: string; last_seq: number 
  * UPDATE, so it is taken under the row lock, at the position the entry gets in the
  * account's sequence. No row comes back when it fails, and then nothing was written.
  *
- * The system side adds to the stripe of the connection's backend (pid mod stripes): all
- * postings of one transaction use one stripe, and concurrent connections mostly use different
- * ones. A random stripe per posting let two batched transactions lock two stripes in opposite
- * orders and deadlock.
+ * The system side adds to the system account's row in the same bucket, after the user row:
+ * a transaction that posts several times locks its user accounts first (the write path does),
+ * then system rows in bucket order, so two of them cannot lock system rows in opposite orders.
  */
 export function postingStatement(source: SQL, posting: Posting): SQL {
   const metadata = jsonParam(posting.metadata);
+  const bucket = sql`${posting.bucket}::int`;
   return sql`
     WITH ${source},
     acct AS (
@@ -42,30 +44,30 @@ export function postingStatement(source: SQL, posting: Posting): SQL {
              held = a.held - src.release_held,
              last_seq = a.last_seq + 1
         FROM src
-       WHERE a.id = src.account_id AND a.kind = 'user'
+       WHERE a.bucket = ${bucket} AND a.id = src.account_id AND a.kind = 'user'
          AND a.settled + src.delta >= a.held - src.release_held
          AND a.settled + src.delta <= ${MAX_AMOUNT_SQL}
       RETURNING a.id, a.settled, a.held, a.last_seq, a.metadata, a.created_at, src.delta, src.hold_id
     ),
     txn AS (
-      INSERT INTO ledger_transactions (id, kind, reason, metadata)
-      SELECT ${posting.transactionId}, ${posting.kind}, ${posting.reason ?? null}, ${metadata}::jsonb
+      INSERT INTO ledger_transactions (bucket, id, kind, reason, metadata)
+      SELECT ${bucket}, ${posting.transactionId}, ${posting.kind}, ${posting.reason ?? null}, ${metadata}::jsonb
         FROM acct
       RETURNING id
     ),
     ent AS (
-      INSERT INTO entries (transaction_id, account_id, seq, amount, settled_after, hold_id, kind, metadata)
-      SELECT txn.id, acct.id, acct.last_seq, acct.delta, acct.settled, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
+      INSERT INTO entries (bucket, transaction_id, leg, account_id, seq, amount, settled_after, hold_id, kind, metadata)
+      SELECT ${bucket}, txn.id, 0, acct.id, acct.last_seq, acct.delta, acct.settled, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
         FROM acct, txn
       UNION ALL
-      SELECT txn.id, ${posting.counterparty}, NULL, -acct.delta, NULL, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
+      SELECT ${bucket}, txn.id, 1, ${posting.counterparty}, NULL, -acct.delta, NULL, acct.hold_id, ${posting.kind}, ${metadata}::jsonb
         FROM acct, txn
     ),
     sys AS (
-      UPDATE system_balances s
+      UPDATE accounts s
          SET settled = s.settled - acct.delta
         FROM acct
-       WHERE s.account_id = ${posting.counterparty} AND s.stripe = pg_backend_pid() % ${SYSTEM_BALANCE_STRIPES}
+       WHERE s.bucket = ${bucket} AND s.id = ${posting.counterparty}
     )
     SELECT acct.id, acct.settled, acct.held, acct.last_seq, acct.metadata, acct.created_at,
            txn.id AS transaction_id

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
 import { DomainError } from "./errors.ts";
+import { bucketOf } from "./ids.ts";
 import type { RedeemInput } from "./promotion.ts";
 import { toIsoOrNull } from "./rows.ts";
 
@@ -25,16 +26,17 @@ type StateRow = {
  * changed between the two statements (then the caller tries again).
  */
 export async function explainRefusal(db: Db, input: RedeemInput): Promise<"zero" | "changed"> {
+  const bucket = bucketOf(input.accountId);
   const [s] = await db.execute<StateRow>(sql`
     SELECT p.code AS promotion, p.max_redemptions, p.redemptions, p.starts_at, p.ends_at,
            p.starts_at IS NOT NULL AND now() < p.starts_at AS not_started,
            p.ends_at IS NOT NULL AND now() >= p.ends_at AS ended,
            a.id AS account, a.settled, a.settled * p.multiplier > ${MAX_AMOUNT_SQL} AS overflows,
            EXISTS (SELECT 1 FROM redemptions
-                    WHERE promotion_code = ${input.code} AND account_id = ${input.accountId}) AS redeemed
+                    WHERE bucket = ${bucket} AND promotion_code = ${input.code} AND account_id = ${input.accountId}) AS redeemed
       FROM (SELECT 1) one
       LEFT JOIN promotions p ON p.code = ${input.code}
-      LEFT JOIN accounts a ON a.id = ${input.accountId} AND a.kind = 'user'`);
+      LEFT JOIN accounts a ON a.bucket = ${bucket} AND a.id = ${input.accountId} AND a.kind = 'user'`);
   const { code, accountId } = input;
   if (!s?.promotion)
     throw new DomainError("promotion_not_found", `promotion ${code} does not exist`);

@@ -2,7 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
 import { type Account, type AccountRow, toAccount } from "./account.ts";
-import { newId } from "./ids.ts";
+import { bucketOf, newIdIn } from "./ids.ts";
 import { post } from "./post-transaction.ts";
 import type { RedeemInput } from "./promotion.ts";
 import { explainRefusal } from "./promotion-refusal.ts";
@@ -73,7 +73,8 @@ function locks(input: RedeemInput, accountFilter: SQL): SQL {
     ),
     locked_account AS MATERIALIZED (
       SELECT id, settled, held, metadata, created_at FROM accounts
-       WHERE id = ${input.accountId} AND kind = 'user' AND ${accountFilter}
+       WHERE bucket = ${bucketOf(input.accountId)} AND id = ${input.accountId} AND kind = 'user'
+         AND ${accountFilter}
          AND EXISTS (SELECT 1 FROM promo)
          FOR NO KEY UPDATE
     )`;
@@ -103,13 +104,13 @@ const COUNT = sql`
 function creditSource(input: RedeemInput, transactionId: string): SQL {
   return sql`${locks(input, sql`true`)},
     redeemed AS (
-      INSERT INTO redemptions (promotion_code, account_id, basis, credited, transaction_id)
-      SELECT promo.code, locked_account.id, locked_account.settled,
+      INSERT INTO redemptions (bucket, promotion_code, account_id, basis, credited, transaction_id)
+      SELECT ${bucketOf(input.accountId)}::int, promo.code, locked_account.id, locked_account.settled,
              locked_account.settled * (promo.multiplier - 1), ${transactionId}::uuid
         FROM locked_account, promo
        WHERE locked_account.settled > 0
          AND locked_account.settled * promo.multiplier <= ${MAX_AMOUNT_SQL}
-      ON CONFLICT (promotion_code, account_id) DO NOTHING
+      ON CONFLICT (bucket, promotion_code, account_id) DO NOTHING
       RETURNING promotion_code, account_id, credited
     ),
     ${COUNT},
@@ -138,9 +139,9 @@ async function redeemZero(db: Db, input: RedeemInput): Promise<RedeemResult | un
   const rows = await db.execute<ZeroRow>(sql`
     WITH ${locks(input, sql`settled = 0`)},
     redeemed AS (
-      INSERT INTO redemptions (promotion_code, account_id, basis, credited, transaction_id)
-      SELECT promo.code, locked_account.id, 0, 0, NULL FROM locked_account, promo
-      ON CONFLICT (promotion_code, account_id) DO NOTHING
+      INSERT INTO redemptions (bucket, promotion_code, account_id, basis, credited, transaction_id)
+      SELECT ${bucketOf(input.accountId)}::int, promo.code, locked_account.id, 0, 0, NULL FROM locked_account, promo
+      ON CONFLICT (bucket, promotion_code, account_id) DO NOTHING
       RETURNING ${REDEMPTION_COLUMNS}
     ),
     ${COUNT}
@@ -168,10 +169,12 @@ const MAX_ATTEMPTS = 5;
  * thrown after a statement that locked rows leaves nothing written.
  */
 export async function redeemPromotion(db: Db, input: RedeemInput): Promise<RedeemResult> {
+  const bucket = bucketOf(input.accountId);
   return db.transaction(async (tx) => {
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      const transactionId = newId();
+      const transactionId = newIdIn(bucket);
       const posted = await post(tx, creditSource(input, transactionId), {
+        bucket,
         transactionId,
         kind: "promotion",
         counterparty: "@promotions",
@@ -181,7 +184,8 @@ export async function redeemPromotion(db: Db, input: RedeemInput): Promise<Redee
       if (posted) {
         const [row] = await tx.execute<RedemptionRow>(sql`
           SELECT ${REDEMPTION_COLUMNS} FROM redemptions
-           WHERE promotion_code = ${input.code} AND account_id = ${input.accountId}`);
+           WHERE bucket = ${bucket} AND promotion_code = ${input.code}
+             AND account_id = ${input.accountId}`);
         return { redemption: toRedemption(row!), account: toAccount(posted) };
       }
       if ((await explainRefusal(tx, input)) === "zero") {

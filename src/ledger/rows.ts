@@ -30,3 +30,6 @@ export const textArray = (values: string[]) =>
 
 export const uuidArray = (ids: string[]) =>
   sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid)`;
+
+export const intArray = (values: number[]) =>
+  sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)::int)`;

@@ -1,5 +1,5 @@
-import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import { createAccount } from "./create-account.ts";
 import { createPromotion } from "./create-promotion.ts";
 import { creditAccount } from "./credit-account.ts";
 import { isDomainError } from "./errors.ts";
@@ -20,10 +20,12 @@ export async function seedDemo(db: Db): Promise<string[]> {
   const created: string[] = [];
   for (const { id, coins } of DEMO_ACCOUNTS) {
     const added = await db.transaction(async (tx) => {
-      const rows = await tx.execute(sql`
-        INSERT INTO accounts (id, kind, metadata) VALUES (${id}, 'user', '{"demo":true}'::jsonb)
-        ON CONFLICT (id) DO NOTHING RETURNING id`);
-      if (rows.length === 0) return false;
+      try {
+        await createAccount(tx, { id, metadata: { demo: true } });
+      } catch (error) {
+        if (isDomainError(error) && error.code === "account_exists") return false;
+        throw error;
+      }
       await creditAccount(tx, { accountId: id, amount: coins, reason: "demo seed" });
       return true;
     });

@@ -3,7 +3,8 @@ import type { Db } from "../db/client.ts";
 import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
 
 export interface CheckResult {
-  invariant: number;
+  /** The number of the invariant in DESIGN.md section 3, or the section of another rule. */
+  invariant: number | string;
   name: string;
   violations: number;
   examples: Record<string, unknown>[];
@@ -16,7 +17,7 @@ export interface VerifyReport {
 }
 
 interface Check {
-  invariant: number;
+  invariant: CheckResult["invariant"];
   name: string;
   /** Selects one row per violation. */
   query: SQL;
@@ -34,32 +35,27 @@ function checks(options: VerifyOptions): Check[] {
       name: "each ledger transaction has two or more entries summing to zero",
       query: sql`
         SELECT t.id AS transaction_id, count(e.*) AS entries, COALESCE(sum(e.amount), 0) AS sum
-          FROM ledger_transactions t LEFT JOIN entries e ON e.transaction_id = t.id
-         GROUP BY t.id HAVING COALESCE(sum(e.amount), 0) <> 0 OR count(e.*) < 2`,
+          FROM ledger_transactions t
+          LEFT JOIN entries e ON e.bucket = t.bucket AND e.transaction_id = t.id
+         GROUP BY t.bucket, t.id HAVING COALESCE(sum(e.amount), 0) <> 0 OR count(e.*) < 2`,
     },
     {
       invariant: 1,
       name: "the settled balances of all accounts sum to zero",
       query: sql`
-        SELECT total FROM (
-          SELECT (SELECT COALESCE(sum(settled), 0) FROM accounts WHERE kind = 'user')
-               + (SELECT COALESCE(sum(settled), 0) FROM system_balances) AS total) t
+        SELECT total FROM (SELECT COALESCE(sum(settled), 0) AS total FROM accounts) t
          WHERE total <> 0`,
     },
     {
       invariant: 2,
       name: "each account's stored settled balance equals the sum of its entries",
       query: sql`
-        WITH stored AS (
-          SELECT id, settled::numeric AS settled FROM accounts WHERE kind = 'user'
-          UNION ALL
-          SELECT account_id, sum(settled) FROM system_balances GROUP BY account_id
-        ), computed AS (
-          SELECT account_id, sum(amount) AS settled FROM entries GROUP BY account_id
+        WITH computed AS (
+          SELECT bucket, account_id, sum(amount) AS settled FROM entries GROUP BY bucket, account_id
         )
-        SELECT s.id AS account_id, s.settled AS stored, COALESCE(c.settled, 0) AS from_entries
-          FROM stored s LEFT JOIN computed c ON c.account_id = s.id
-         WHERE s.settled <> COALESCE(c.settled, 0)`,
+        SELECT a.id AS account_id, a.bucket, a.settled AS stored, COALESCE(c.settled, 0) AS from_entries
+          FROM accounts a LEFT JOIN computed c ON c.bucket = a.bucket AND c.account_id = a.id
+         WHERE a.settled <> COALESCE(c.settled, 0)`,
     },
     {
       invariant: 2,
@@ -67,8 +63,9 @@ function checks(options: VerifyOptions): Check[] {
       query: sql`
         SELECT a.id AS account_id, a.held AS stored, COALESCE(h.held, 0) AS from_holds
           FROM accounts a
-          LEFT JOIN (SELECT account_id, sum(amount) AS held FROM holds
-                      WHERE status = 'pending' GROUP BY account_id) h ON h.account_id = a.id
+          LEFT JOIN (SELECT bucket, account_id, sum(amount) AS held FROM holds
+                      WHERE status = 'pending' GROUP BY bucket, account_id) h
+            ON h.bucket = a.bucket AND h.account_id = a.id
          WHERE a.held <> COALESCE(h.held, 0)`,
     },
     {
@@ -79,14 +76,15 @@ function checks(options: VerifyOptions): Check[] {
           SELECT account_id, seq, settled_after,
                  sum(amount) OVER w AS running, row_number() OVER w AS position
             FROM entries e
-           WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.id = e.account_id AND a.kind = 'user')
+           WHERE e.leg = 0
           WINDOW w AS (PARTITION BY account_id ORDER BY seq)
         ) x
          WHERE seq IS DISTINCT FROM position OR settled_after IS DISTINCT FROM running
         UNION ALL
         SELECT a.id, a.last_seq, NULL, NULL FROM accounts a
          WHERE a.kind = 'user'
-           AND a.last_seq <> (SELECT count(*) FROM entries e WHERE e.account_id = a.id)`,
+           AND a.last_seq <> (SELECT count(*) FROM entries e
+                               WHERE e.bucket = a.bucket AND e.account_id = a.id)`,
     },
     {
       invariant: 3,
@@ -104,8 +102,8 @@ function checks(options: VerifyOptions): Check[] {
       query: sql`
         SELECT h.id AS hold_id, h.status, h.amount, h.settled_amount,
                count(DISTINCT e.transaction_id) AS transactions, sum(e.amount) FILTER (WHERE e.account_id = h.account_id) AS debited
-          FROM holds h LEFT JOIN entries e ON e.hold_id = h.id
-         GROUP BY h.id
+          FROM holds h LEFT JOIN entries e ON e.bucket = h.bucket AND e.hold_id = h.id
+         GROUP BY h.bucket, h.id
         HAVING (h.status = 'settled' AND (count(DISTINCT e.transaction_id) <> 1
                   OR h.settled_amount NOT BETWEEN 1 AND h.amount
                   OR sum(e.amount) FILTER (WHERE e.account_id = h.account_id) <> -h.settled_amount
@@ -131,8 +129,29 @@ function checks(options: VerifyOptions): Check[] {
         UNION ALL
         SELECT 'account', id FROM accounts WHERE kind = 'user' AND settled > ${MAX_AMOUNT_SQL}`,
     },
+    {
+      invariant: "§8",
+      name: "every row is in its account's bucket, and a pending hold's id carries it",
+      query: sql`
+        SELECT 'account' AS what, id FROM accounts
+         WHERE kind = 'user' AND bucket <> holdfast_bucket(id)
+        UNION ALL
+        SELECT 'hold', id::text FROM holds
+         WHERE bucket <> holdfast_bucket(account_id)
+            OR (status = 'pending' AND bucket <> ${ID_BUCKET_SQL("id")})
+        UNION ALL
+        SELECT 'entry', id::text FROM entries e
+         WHERE e.leg = 0 AND e.bucket <> holdfast_bucket(e.account_id)
+        UNION ALL
+        SELECT 'redemption', account_id FROM redemptions
+         WHERE bucket <> holdfast_bucket(account_id)`,
+    },
   ];
 }
+
+/** The bucket that an id made by newIdIn carries: its last three hex digits. */
+const ID_BUCKET_SQL = (column: string) =>
+  sql.raw(`('x' || right(${column}::text, 3))::bit(12)::int`);
 
 /**
  * Recomputes every balance from entries and holds and checks DESIGN.md section 3. Runs in one
@@ -153,7 +172,7 @@ export async function verifyLedger(db: Db, options: VerifyOptions): Promise<Veri
         results.push({ invariant: check.invariant, name: check.name, violations, examples });
       }
       const [totals] = await tx.execute<VerifyReport["totals"]>(sql`
-        SELECT (SELECT count(*) FROM accounts)::int AS accounts,
+        SELECT (SELECT count(DISTINCT id) FROM accounts)::int AS accounts,
                (SELECT count(*) FROM ledger_transactions)::int AS transactions,
                (SELECT count(*) FROM entries)::int AS entries,
                (SELECT count(*) FROM holds)::int AS holds`);

@@ -2,7 +2,8 @@ import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import type { HoldStatus } from "../db/schema/index.ts";
 import { DomainError } from "../ledger/errors.ts";
-import { toIso, toIsoOrNull, uuidArray } from "../ledger/rows.ts";
+import { bucketOfId } from "../ledger/ids.ts";
+import { intArray, toIso, toIsoOrNull, uuidArray } from "../ledger/rows.ts";
 
 export interface Hold {
   id: string;
@@ -56,7 +57,9 @@ export function toHold(row: HoldRow): Hold {
 }
 
 export async function findHold(db: Db, id: string): Promise<Hold | undefined> {
-  const rows = await db.execute<HoldRow>(sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id = ${id}`);
+  const rows = await db.execute<HoldRow>(
+    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE bucket = ${bucketOfId(id)} AND id = ${id}`,
+  );
   return rows[0] && toHold(rows[0]);
 }
 
@@ -65,7 +68,8 @@ export async function findHolds(db: Db, asked: string[]): Promise<(Hold | undefi
   // Postgres answers uuids in lower case; an id may be asked in upper case.
   const ids = asked.map((id) => id.toLowerCase());
   const rows = await db.execute<HoldRow>(
-    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id = ANY (${uuidArray(ids)})`,
+    sql`SELECT ${HOLD_COLUMNS} FROM holds
+         WHERE bucket = ANY (${intArray([...new Set(ids.map(bucketOfId))])}) AND id = ANY (${uuidArray(ids)})`,
   );
   const byId = new Map(rows.map((row) => [row.id, toHold(row)]));
   return ids.map((id) => byId.get(id));

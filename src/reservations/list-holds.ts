@@ -3,6 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { HoldStatus } from "../db/schema/index.ts";
 import { getAccount } from "../ledger/account.ts";
 import { encodeCursor } from "../ledger/cursor.ts";
+import { bucketOf } from "../ledger/ids.ts";
 import type { Page } from "../ledger/list-entries.ts";
 import { HOLD_COLUMNS, type Hold, type HoldRow, toHold } from "./hold.ts";
 
@@ -19,7 +20,7 @@ export async function listHolds(db: Db, input: ListHoldsInput): Promise<Page<Hol
   await getAccount(db, input.accountId);
   const rows = await db.execute<HoldRow>(sql`
     SELECT ${HOLD_COLUMNS} FROM holds
-     WHERE account_id = ${input.accountId}
+     WHERE bucket = ${bucketOf(input.accountId)} AND account_id = ${input.accountId}
        ${input.status ? sql`AND status = ${input.status}` : sql``}
        ${input.before ? sql`AND id < ${input.before}` : sql``}
      ORDER BY id DESC

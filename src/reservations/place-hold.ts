@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
 import { type Account, toAccount } from "../ledger/account.ts";
-import { DomainError } from "../ledger/errors.ts";
-import { newId } from "../ledger/ids.ts";
+import { DomainError, type DomainErrorCode } from "../ledger/errors.ts";
+import { bucketOf, newIdIn } from "../ledger/ids.ts";
 import { toIso } from "../ledger/rows.ts";
 import { count, holdsPlaced } from "../metrics.ts";
 import type { Hold } from "./hold.ts";
@@ -26,8 +26,7 @@ export interface PlacedHold {
 
 type PlacedRow = {
   o_i: number;
-  /** Null when the account does not exist (or is not a user account). */
-  o_accepted: boolean | null;
+  o_refusal: Extract<DomainErrorCode, "account_not_found" | "insufficient_funds"> | null;
   o_free_before: number | null;
   o_settled: number;
   o_held_after: number;
@@ -42,7 +41,7 @@ type PlacedRow = {
  * Reserves coins for many purchases in ONE statement, and answers, in input order, each
  * purchase's hold or the refusal it met (insufficient_funds, account_not_found).
  *
- * holdfast_place_holds (drizzle/0003) takes the decisions under the accounts' row locks: each
+ * holdfast_place_holds (src/db/sql/place_holds.sql) takes the decisions under the accounts' row locks: each
  * account's purchases are decided one after the other, in input order, as if applied
  * serially, and each answer shows the account as its purchase left it. Two requests racing
  * for the last coins, in one batch or in two processes, cannot both succeed: the second is
@@ -52,28 +51,32 @@ export async function placeHolds(
   db: Db,
   inputs: PlaceHoldInput[],
 ): Promise<(PlacedHold | DomainError)[]> {
-  const commands = inputs.map((input, i) => ({
-    i,
-    id: newId(),
-    account_id: input.accountId,
-    amount: input.amount,
-    order_id: input.orderId ?? null,
-    description: input.description ?? null,
-    metadata: input.metadata ?? null,
-    seconds: input.expiresInSeconds ?? DEFAULT_HOLD_SECONDS,
-  }));
+  const commands = inputs.map((input, i) => {
+    const bucket = bucketOf(input.accountId);
+    return {
+      i,
+      id: newIdIn(bucket),
+      bucket,
+      account_id: input.accountId,
+      amount: input.amount,
+      order_id: input.orderId ?? null,
+      description: input.description ?? null,
+      metadata: input.metadata ?? null,
+      seconds: input.expiresInSeconds ?? DEFAULT_HOLD_SECONDS,
+    };
+  });
   const rows = await db.execute<PlacedRow>(
     sql`SELECT * FROM holdfast_place_holds(${JSON.stringify(commands)}::jsonb) ORDER BY o_i`,
   );
   return rows.map((row, index): PlacedHold | DomainError => {
     const input = inputs[index]!;
     const command = commands[index]!;
-    if (row.o_accepted === null) {
-      return new DomainError("account_not_found", `account ${input.accountId} does not exist`);
+    if (row.o_refusal === "account_not_found") {
+      return new DomainError(row.o_refusal, `account ${input.accountId} does not exist`);
     }
-    if (!row.o_accepted) {
+    if (row.o_refusal === "insufficient_funds") {
       return new DomainError(
-        "insufficient_funds",
+        row.o_refusal,
         `account ${input.accountId} has ${row.o_free_before} coins available, ${input.amount} needed`,
       );
     }

@@ -1,8 +1,17 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { textArray, uuidArray } from "../ledger/rows.ts";
+import { bucketOfId } from "../ledger/ids.ts";
+import { intArray, textArray, uuidArray } from "../ledger/rows.ts";
 import { count, holdsExpired, holdsReleased } from "../metrics.ts";
-import { getHold, HOLD_COLUMNS, type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
+import {
+  findHold,
+  getHold,
+  HOLD_COLUMNS,
+  type Hold,
+  type HoldRow,
+  notPending,
+  toHold,
+} from "./hold.ts";
 
 /**
  * Ends a pending hold without posting anything: the hold leaves `pending` (a conditional
@@ -15,14 +24,16 @@ async function endHold(
   status: "released" | "expired",
   reason: string | null,
 ): Promise<Hold | undefined> {
+  const bucket = bucketOfId(holdId);
   const rows = await db.execute<HoldRow>(sql`
     WITH h AS (
       UPDATE holds SET status = ${status}, reason = ${reason}, resolved_at = now()
-       WHERE id = ${holdId} AND status = 'pending'
+       WHERE bucket = ${bucket} AND id = ${holdId} AND status = 'pending'
          ${status === "expired" ? sql`AND expires_at <= now()` : sql``}
       RETURNING ${HOLD_COLUMNS}
     ), a AS (
-      UPDATE accounts SET held = accounts.held - h.amount FROM h WHERE accounts.id = h.account_id
+      UPDATE accounts SET held = accounts.held - h.amount
+        FROM h WHERE accounts.bucket = ${bucket} AND accounts.id = h.account_id
     )
     SELECT * FROM h`);
   return rows[0] && toHold(rows[0]);
@@ -56,46 +67,45 @@ export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome>
     count(db, holdsExpired);
     return { kind: "expired", hold: expired };
   }
-  const rows = await db.execute<HoldRow>(
-    sql`SELECT ${HOLD_COLUMNS} FROM holds WHERE id = ${holdId}`,
-  );
-  const row = rows[0];
-  if (!row) return { kind: "missing" };
-  const hold = toHold(row);
+  const hold = await findHold(db, holdId);
+  if (!hold) return { kind: "missing" };
   return { kind: hold.status === "pending" ? "not_due" : "resolved", hold };
 }
 
 /**
  * Expires up to `limit` overdue pending holds in one transaction (the sweep). SKIP LOCKED lets
  * several sweepers, and settle/release calls in flight, proceed without waiting on each other.
- * The holds' accounts are locked in the order every batch locks accounts (COLLATE "C") before
- * any is updated: an update of them all in one statement locks them in no set order, and
- * deadlocked with a settle batch over the same accounts.
+ * The holds' accounts are locked in lock order, (bucket, id COLLATE "C"), before any is
+ * updated: an update of them all in one statement locks them in no set order, and deadlocked
+ * with a settle batch over the same accounts.
  */
 export async function expireOverdueHolds(db: Db, limit: number): Promise<string[]> {
   const rows = await db.transaction(async (tx) => {
-    const due = await tx.execute<{ id: string; account_id: string }>(sql`
-      SELECT id, account_id FROM holds
+    const due = await tx.execute<{ bucket: number; id: string; account_id: string }>(sql`
+      SELECT bucket, id, account_id FROM holds
        WHERE status = 'pending' AND expires_at <= now()
        ORDER BY expires_at
        LIMIT ${limit}
          FOR UPDATE SKIP LOCKED`);
     if (due.length === 0) return [];
+    const buckets = intArray([...new Set(due.map((d) => d.bucket))]);
     const accounts = [...new Set(due.map((d) => d.account_id))];
     await tx.execute(sql`
-      SELECT 1 FROM accounts WHERE id = ANY (${textArray(accounts)})
-       ORDER BY id COLLATE "C"
+      SELECT 1 FROM accounts WHERE bucket = ANY (${buckets}) AND id = ANY (${textArray(accounts)})
+       ORDER BY bucket, id COLLATE "C"
          FOR NO KEY UPDATE`);
     return tx.execute<{ id: string }>(sql`
       WITH h AS (
         UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
-         WHERE id = ANY (${uuidArray(due.map((d) => d.id))})
-        RETURNING id, account_id, amount
+         WHERE bucket = ANY (${buckets}) AND id = ANY (${uuidArray(due.map((d) => d.id))})
+        RETURNING bucket, id, account_id, amount
       ), per_account AS (
-        SELECT account_id, sum(amount) AS amount FROM h GROUP BY account_id
+        SELECT bucket, account_id, sum(amount) AS amount FROM h GROUP BY bucket, account_id
       ), a AS (
         UPDATE accounts SET held = accounts.held - p.amount
-          FROM per_account p WHERE accounts.id = p.account_id
+          FROM per_account p
+         WHERE accounts.bucket = ANY (${buckets}) AND accounts.bucket = p.bucket
+           AND accounts.id = p.account_id
       )
       SELECT id FROM h`);
   });

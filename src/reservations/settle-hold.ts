@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { DomainError } from "../ledger/errors.ts";
-import { newId } from "../ledger/ids.ts";
+import { DomainError, type DomainErrorCode } from "../ledger/errors.ts";
+import { bucketOfId, newIdIn } from "../ledger/ids.ts";
 import { count, holdsSettled } from "../metrics.ts";
 import { type Hold, type HoldRow, notPending, toHold } from "./hold.ts";
 
@@ -11,20 +11,31 @@ export interface SettleInput {
   amount?: number | undefined;
 }
 
-type SettledRow = { o_i: number; o_posted: boolean; o_hold: HoldRow | null };
+type SettledRow = {
+  o_i: number;
+  o_posted: boolean;
+  o_refusal: Extract<
+    DomainErrorCode,
+    "hold_not_found" | "hold_not_pending" | "amount_exceeds_hold"
+  > | null;
+  o_hold: HoldRow | null;
+};
 
-/** The answer to a settle, given whether it posted and the hold as it is now. */
-function settleOutcome(input: SettleInput, posted: boolean, hold: Hold | undefined): Hold {
-  if (!hold) throw new DomainError("hold_not_found", `hold ${input.holdId} does not exist`);
-  if (posted || hold.status === "settled") return hold;
-  if (hold.status !== "pending") throw notPending(hold, "settled");
-  if (input.amount !== undefined && input.amount > hold.amount) {
-    throw new DomainError(
-      "amount_exceeds_hold",
-      `cannot settle ${input.amount} on a hold of ${hold.amount}`,
-    );
+/** The refusal the statement decided, as a DomainError with its message. */
+function refusal(input: SettleInput, row: SettledRow): DomainError {
+  const hold = row.o_hold && toHold(row.o_hold);
+  switch (row.o_refusal) {
+    case "hold_not_found":
+    case null:
+      return new DomainError("hold_not_found", `hold ${input.holdId} does not exist`);
+    case "hold_not_pending":
+      return notPending(hold!, "settled");
+    case "amount_exceeds_hold":
+      return new DomainError(
+        "amount_exceeds_hold",
+        `cannot settle ${input.amount} on a hold of ${hold!.amount}`,
+      );
   }
-  throw new Error(`hold ${hold.id} is pending but could not be settled`);
 }
 
 /**
@@ -33,37 +44,38 @@ function settleOutcome(input: SettleInput, posted: boolean, hold: Hold | undefin
  * (hold_not_found, hold_not_pending, amount_exceeds_hold). A refused settle writes nothing, so
  * it never fails its batch-mates. Settling a settled hold again returns it.
  *
- * holdfast_settle_holds (drizzle/0004) flips each hold to `settled` only if it is still
- * pending, in the same statement as its debit user → @revenue, so a hold settles once and a
- * settle racing a release or an expiry either wins whole or finds the hold resolved. It locks
- * holds, then accounts, in a fixed order, so concurrent batches cannot deadlock.
+ * holdfast_settle_holds (src/db/sql/settle_holds.sql) flips each hold to `settled` only if it
+ * is still pending, in the same statement as its debit user → @revenue, so a hold settles once
+ * and a settle racing a release or an expiry either wins whole or finds the hold resolved. It
+ * locks holds, then accounts, in a fixed order, so concurrent batches cannot deadlock; it
+ * decides each refusal. The hold id carries its bucket, so the statement reads one bucket per
+ * hold.
  */
 export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold | DomainError)[]> {
-  const commands = inputs.map((input, i) => ({
-    i,
-    hold_id: input.holdId,
-    amount: input.amount ?? null,
-    transaction_id: newId(),
-  }));
+  const commands = inputs.map((input, i) => {
+    // Postgres answers uuids in lower case; an id may be asked in upper case.
+    const holdId = input.holdId.toLowerCase();
+    const bucket = bucketOfId(holdId);
+    return {
+      i,
+      bucket,
+      hold_id: holdId,
+      amount: input.amount ?? null,
+      transaction_id: newIdIn(bucket),
+    };
+  });
   const rows = await db.execute<SettledRow>(
     sql`SELECT * FROM holdfast_settle_holds(${JSON.stringify(commands)}::jsonb) ORDER BY o_i`,
   );
   if (rows.length !== inputs.length) throw new Error("holdfast_settle_holds answered short");
-  const settledBy = new Map(
-    rows.flatMap((row, index) => (row.o_posted ? [[row.o_hold!.id, index] as const] : [])),
-  );
   return rows.map((row, index) => {
     if (row.o_posted) count(db, holdsSettled);
-    const now = row.o_hold ? toHold(row.o_hold) : undefined;
-    // A settle before the one that settled its hold met the hold pending, as in serial order.
-    const met =
-      now && index < (settledBy.get(now.id) ?? -1) ? { ...now, status: "pending" as const } : now;
-    try {
-      return settleOutcome(inputs[index]!, row.o_posted, met);
-    } catch (error) {
-      if (error instanceof DomainError) return error;
-      throw error;
+    const hold = row.o_hold && toHold(row.o_hold);
+    if (row.o_refusal === null && hold?.status === "settled") return hold;
+    if (row.o_refusal === null && hold) {
+      throw new Error(`hold ${hold.id} is ${hold.status} but could not be settled`);
     }
+    return refusal(inputs[index]!, row);
   });
 }
 

@@ -84,7 +84,7 @@ describe("holdfast against a database that does not exist yet", () => {
 
     sql = postgres(url, { max: 1, onnotice: () => {} });
     const system = await sql<{ id: string }[]>`
-      SELECT id FROM accounts WHERE kind = 'system' ORDER BY id`;
+      SELECT DISTINCT id FROM accounts WHERE kind = 'system' ORDER BY id`;
     expect(system.map((a) => a.id)).toEqual(["@issuance", "@promotions", "@revenue"]);
   });
 

@@ -53,7 +53,7 @@ async function snapshot(t: TestApp): Promise<Record<string, string | number>> {
            (SELECT coalesce(sum(settled), 0) FROM accounts)::text AS settled,
            (SELECT coalesce(sum(held), 0) FROM accounts)::text AS held,
            (SELECT coalesce(sum(last_seq), 0) FROM accounts)::text AS last_seq,
-           (SELECT coalesce(sum(settled), 0) FROM system_balances)::text AS system_balances`;
+           (SELECT coalesce(sum(settled), 0) FROM accounts WHERE kind = 'system')::text AS system_balances`;
   return row as Record<string, string | number>;
 }
 

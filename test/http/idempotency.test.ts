@@ -80,17 +80,29 @@ describe("reuse of a key for a different request", () => {
     expect(before).toMatchObject({ settled: 10, entries: 1 });
   });
 
-  it("same key, same body, different path: 422 and the second account is untouched", async () => {
+  it("same key, same account, another route: 422 and nothing is written", async () => {
     await open("dina");
-    await open("ezra");
-    const body = { amount: 3 };
-    const first = await t.call("POST", "/v1/accounts/dina/credits", { key: "path-k", body });
+    const first = await t.call("POST", "/v1/accounts/dina/credits", {
+      key: "path-k",
+      body: { amount: 3 },
+    });
     expect(first.status).toBe(201);
-    const other = await t.call("POST", "/v1/accounts/ezra/credits", { key: "path-k", body });
+    const other = await t.call("POST", "/v1/accounts", { key: "path-k", body: { id: "dina" } });
     expect(other.status).toBe(422);
     expect(other.json.code).toBe("idempotency_key_reused");
-    expect((await ledgerOf("dina")).settled).toBe(3);
-    expect(await ledgerOf("ezra")).toMatchObject({ settled: 0, entries: 0 });
+    expect(await ledgerOf("dina")).toMatchObject({ settled: 3, entries: 1 });
+  });
+
+  it("a key belongs to the account its request names: on another account it is another request", async () => {
+    await open("ezra");
+    await open("ezra-2");
+    const body = { amount: 3 };
+    const first = await t.call("POST", "/v1/accounts/ezra/credits", { key: "scope-k", body });
+    const other = await t.call("POST", "/v1/accounts/ezra-2/credits", { key: "scope-k", body });
+    expect([first.status, other.status]).toEqual([201, 201]);
+    expect(other.headers.get("idempotent-replayed")).toBeNull();
+    expect((await ledgerOf("ezra")).settled).toBe(3);
+    expect((await ledgerOf("ezra-2")).settled).toBe(3);
   });
 
   it("keys are scoped per role: admin and service using one key are independent", async () => {

@@ -358,11 +358,10 @@ describe("POST /v1/promotions/{code}/redemptions", () => {
     expect(replay.text).toBe(first.text);
     expect(replay.headers.get("idempotent-replayed")).toBe("true");
     expect(await balance(id)).toMatchObject({ settled: 50 });
-    const other = await account("replayer-2", 25);
-    const reused = await redeem(other, "DOUBLE", "redeem-replay");
+    const reused = await redeem(id, "TRIPLE", "redeem-replay");
     expect(reused.status).toBe(422);
     expect(reused.json.code).toBe("idempotency_key_reused");
-    expect(await balance(other)).toMatchObject({ settled: 25 });
+    expect(await balance(id)).toMatchObject({ settled: 50 });
   });
 
   it("a refusal is stored and replayed too", async () => {

@@ -23,11 +23,11 @@ interface Case {
 /** Counts and balances that a bad request must leave exactly as they were. */
 async function snapshot() {
   const [row] = await t.db.sql`
-    SELECT (SELECT count(*) FROM accounts)::int AS accounts,
+    SELECT (SELECT count(DISTINCT id) FROM accounts)::int AS accounts,
            (SELECT count(*) FROM entries)::int AS entries,
            (SELECT count(*) FROM ledger_transactions)::int AS transactions,
            (SELECT count(*) FROM idempotency_keys)::int AS idempotency_keys,
-           (SELECT sum(settled) FROM system_balances)::text AS system_settled,
+           (SELECT sum(settled) FROM accounts WHERE kind = 'system')::text AS system_settled,
            (SELECT json_build_object('settled', settled, 'held', held, 'lastSeq', last_seq)
               FROM accounts WHERE id = 'alice') AS alice`;
   return row;

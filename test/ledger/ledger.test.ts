@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BUCKETS } from "../../src/db/schema/index.ts";
 import { getAccount } from "../../src/ledger/account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { DomainError } from "../../src/ledger/errors.ts";
-import { newId } from "../../src/ledger/ids.ts";
+import { bucketOf, bucketOfId, newIdIn } from "../../src/ledger/ids.ts";
 import { createTestApp, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 
@@ -19,7 +20,7 @@ async function counts() {
   const [row] = await t.sql`
     SELECT (SELECT count(*) FROM entries)::int AS entries,
            (SELECT count(*) FROM ledger_transactions)::int AS transactions,
-           (SELECT sum(settled) FROM system_balances)::text AS system_settled`;
+           (SELECT sum(settled) FROM accounts WHERE kind = 'system')::text AS system_settled`;
   return row;
 }
 
@@ -65,11 +66,11 @@ describe("accounts", () => {
 });
 
 describe("credits", () => {
-  it("posts one balanced transaction from @issuance, striped in system_balances", async () => {
+  it("posts one balanced transaction from @issuance, in bob's bucket", async () => {
     await createAccount(t.db, { id: "bob" });
     const issuanceBefore = Number((await getAccount(t.db, "@issuance")).settled);
-    const stripesBefore = await t.sql<{ stripe: number; settled: number }[]>`
-      SELECT stripe, settled FROM system_balances WHERE account_id = '@issuance' ORDER BY stripe`;
+    const rowsBefore = await t.sql<{ bucket: number; settled: number }[]>`
+      SELECT bucket, settled FROM accounts WHERE id = '@issuance' ORDER BY bucket`;
 
     const result = await creditAccount(t.db, { accountId: "bob", amount: 30, reason: "gift" });
     expect(result.account).toMatchObject({ id: "bob", settled: 30, held: 0, available: 30 });
@@ -77,27 +78,26 @@ describe("credits", () => {
     const entries = await t.sql<
       { account_id: string; amount: number; seq: number | null; settled_after: number | null }[]
     >`
-      SELECT account_id, amount, seq, settled_after FROM entries
+      SELECT bucket, leg, account_id, amount, seq, settled_after FROM entries
        WHERE transaction_id = ${result.transactionId} ORDER BY account_id`;
+    const bucket = bucketOf("bob");
+    expect(bucketOfId(result.transactionId)).toBe(bucket);
     expect(entries).toEqual([
-      { account_id: "@issuance", amount: -30, seq: null, settled_after: null },
-      { account_id: "bob", amount: 30, seq: 1, settled_after: 30 },
+      { bucket, leg: 1, account_id: "@issuance", amount: -30, seq: null, settled_after: null },
+      { bucket, leg: 0, account_id: "bob", amount: 30, seq: 1, settled_after: 30 },
     ]);
     const [txn] = await t.sql`
       SELECT kind, reason FROM ledger_transactions WHERE id = ${result.transactionId}`;
     expect(txn).toEqual({ kind: "credit", reason: "gift" });
 
-    // Exactly one stripe moved, by exactly the credit.
-    const stripesAfter = await t.sql<{ stripe: number; settled: number }[]>`
-      SELECT stripe, settled FROM system_balances WHERE account_id = '@issuance' ORDER BY stripe`;
-    const moved = stripesAfter.filter((s, i) => s.settled !== stripesBefore[i]!.settled);
-    expect(moved).toHaveLength(1);
-    expect(moved[0]!.settled - stripesBefore[moved[0]!.stripe]!.settled).toBe(-30);
-    expect(stripesAfter).toHaveLength(16);
+    // Exactly the row of bob's bucket moved, by exactly the credit.
+    const rowsAfter = await t.sql<{ bucket: number; settled: number }[]>`
+      SELECT bucket, settled FROM accounts WHERE id = '@issuance' ORDER BY bucket`;
+    const moved = rowsAfter.filter((s, i) => s.settled !== rowsBefore[i]!.settled);
+    expect(moved).toEqual([{ bucket, settled: rowsBefore[bucket]!.settled - 30 }]);
+    expect(rowsAfter).toHaveLength(BUCKETS);
 
     expect((await getAccount(t.db, "@issuance")).settled).toBe(issuanceBefore - 30);
-    const [accountRow] = await t.sql`SELECT settled, held FROM accounts WHERE id = '@issuance'`;
-    expect(accountRow).toEqual({ settled: 0, held: 0 });
   });
 
   it("a credit to a missing account: account_not_found, nothing written", async () => {
@@ -216,30 +216,50 @@ describe("the database enforces the ledger's shape", () => {
     expect(row).toEqual({ sum: 10, reason: null });
   });
 
+  const carol = bucketOf("carol");
+
   it("refuses entries that do not sum to zero, in one statement", async () => {
-    const id = newId();
+    const id = newIdIn(carol);
     const before = await counts();
     await expect(
       t.sql.begin(async (sql) => {
-        await sql`INSERT INTO ledger_transactions (id, kind) VALUES (${id}, 'adjustment')`;
+        await sql`INSERT INTO ledger_transactions (bucket, id, kind) VALUES (${carol}, ${id}, 'adjustment')`;
         await sql`
-          INSERT INTO entries (transaction_id, account_id, amount, kind)
-          VALUES (${id}, 'carol', 5, 'adjustment'), (${id}, '@issuance', -4, 'adjustment')`;
+          INSERT INTO entries (bucket, transaction_id, leg, account_id, amount, kind)
+          VALUES (${carol}, ${id}, 0, 'carol', 5, 'adjustment'),
+                 (${carol}, ${id}, 1, '@issuance', -4, 'adjustment')`;
       }),
     ).rejects.toMatchObject({ code: "23514" });
     expect(await counts()).toEqual(before);
   });
 
   it("refuses a transaction with a single entry", async () => {
-    const id = newId();
+    const id = newIdIn(carol);
     await expect(
       t.sql.begin(async (sql) => {
-        await sql`INSERT INTO ledger_transactions (id, kind) VALUES (${id}, 'adjustment')`;
+        await sql`INSERT INTO ledger_transactions (bucket, id, kind) VALUES (${carol}, ${id}, 'adjustment')`;
         await sql`
-          INSERT INTO entries (transaction_id, account_id, amount, kind)
-          VALUES (${id}, 'carol', 5, 'adjustment')`;
+          INSERT INTO entries (bucket, transaction_id, leg, account_id, amount, kind)
+          VALUES (${carol}, ${id}, 0, 'carol', 5, 'adjustment')`;
       }),
     ).rejects.toMatchObject({ code: "23514" });
+  });
+
+  it("refuses a later statement that adds to a balanced transaction", async () => {
+    const id = newIdIn(carol);
+    await expect(
+      t.sql.begin(async (sql) => {
+        await sql`INSERT INTO ledger_transactions (bucket, id, kind) VALUES (${carol}, ${id}, 'adjustment')`;
+        await sql`
+          INSERT INTO entries (bucket, transaction_id, leg, account_id, amount, kind)
+          VALUES (${carol}, ${id}, 0, 'carol', 5, 'adjustment'),
+                 (${carol}, ${id}, 1, '@issuance', -5, 'adjustment')`;
+        await sql`
+          INSERT INTO entries (bucket, transaction_id, leg, account_id, amount, kind)
+          VALUES (${carol}, ${id}, 0, 'carol', 5, 'adjustment'),
+                 (${carol}, ${id}, 1, '@issuance', -5, 'adjustment')`;
+      }),
+    ).rejects.toMatchObject({ code: "23505" });
   });
 
   it.each([
@@ -247,11 +267,15 @@ describe("the database enforces the ledger's shape", () => {
     ["held above settled", "UPDATE accounts SET held = 11 WHERE id = 'carol'"],
     ["held below zero", "UPDATE accounts SET held = -1 WHERE id = 'carol'"],
     ["settled past 2^53 − 1", `UPDATE accounts SET settled = ${MAX + 1} WHERE id = 'carol'`],
+    ["a system account row with a hold", "UPDATE accounts SET held = 5 WHERE id = '@revenue'"],
     [
-      "a system account row with a balance",
-      "UPDATE accounts SET settled = 5 WHERE id = '@revenue'",
+      "a user account with an @ id",
+      "INSERT INTO accounts (bucket, id, kind) VALUES (0, '@mine', 'user')",
     ],
-    ["a user account with an @ id", "INSERT INTO accounts (id, kind) VALUES ('@mine', 'user')"],
+    [
+      "a user account outside its bucket",
+      `INSERT INTO accounts (bucket, id, kind) VALUES (${(bucketOf("dave") + 1) % BUCKETS}, 'dave', 'user')`,
+    ],
   ])("refuses %s (CHECK)", async (_name, statement) => {
     await expect(t.sql.unsafe(statement)).rejects.toMatchObject({ code: "23514" });
     const [row] = await t.sql`SELECT settled, held FROM accounts WHERE id = 'carol'`;

@@ -7,6 +7,7 @@ import { createPromotion } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { isDomainError } from "../../src/ledger/errors.ts";
 import { getPromotion } from "../../src/ledger/get-promotion.ts";
+import { bucketOf } from "../../src/ledger/ids.ts";
 import { redeemPromotion } from "../../src/ledger/redeem-promotion.ts";
 import { seedDemo } from "../../src/ledger/seed.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
@@ -52,7 +53,7 @@ async function redemptionRows(code: string) {
 
 async function promotionsSettled(): Promise<number> {
   const [row] = await t.db.execute<{ settled: number }>(
-    sql`SELECT sum(settled)::int8 AS settled FROM system_balances WHERE account_id = '@promotions'`,
+    sql`SELECT sum(settled)::int8 AS settled FROM accounts WHERE id = '@promotions'`,
   );
   return row!.settled;
 }
@@ -368,7 +369,8 @@ describe("redemption rules", () => {
     const id = await fundedAccount(t.db, "guarded", 0);
     await redeem(id, "GUARDED");
     const insert = t.db.execute(
-      sql`INSERT INTO redemptions (promotion_code, account_id, basis, credited) VALUES ('GUARDED', ${id}, 0, 0)`,
+      sql`INSERT INTO redemptions (bucket, promotion_code, account_id, basis, credited)
+          VALUES (${bucketOf(id)}, 'GUARDED', ${id}, 0, 0)`,
     );
     expect(await insert.then(() => "ok", pgErrorCode)).toBe("23505");
     const bump = t.db.execute(

@@ -43,6 +43,8 @@ describe("hold counts", () => {
   it("count a write-path batch's holds once it commits: a batch that fails as a whole counts none", async () => {
     const id = await fundedAccount(t.db, "counts-batch", 100);
     const command = (effect: WriteCommand["effect"]): WriteCommand => ({
+      scope: id,
+      bucket: 0,
       order: id,
       status: 201,
       requestId: "counts",
@@ -69,6 +71,8 @@ describe("hold counts", () => {
     const before = await placed();
     const [outcome] = await applyWrites(t.db, [
       {
+        scope: id,
+        bucket: 0,
         order: id,
         status: 201,
         requestId: "counts",

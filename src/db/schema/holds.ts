@@ -1,24 +1,38 @@
 import { sql } from "drizzle-orm";
-import { bigint, check, index, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  check,
+  foreignKey,
+  index,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { accounts } from "./accounts.ts";
 import { MAX_AMOUNT_SQL } from "./amounts.ts";
+import { bucket } from "./bucket.ts";
 import { ledgerTransactions } from "./ledger-transactions.ts";
 
 export const HOLD_STATUSES = ["pending", "settled", "released", "expired"] as const;
 export type HoldStatus = (typeof HOLD_STATUSES)[number];
 
-/** A trigger refuses any change to a hold that is no longer pending, and any DELETE. */
+/**
+ * A trigger refuses any change to a hold that is no longer pending, and any DELETE. The id
+ * carries the bucket (src/ledger/ids.ts), so a hold is found from its id alone.
+ */
 export const holds = pgTable(
   "holds",
   {
-    id: uuid("id").primaryKey(),
-    accountId: text("account_id")
-      .notNull()
-      .references(() => accounts.id),
+    bucket: bucket(),
+    id: uuid("id").notNull(),
+    accountId: text("account_id").notNull(),
     amount: bigint("amount", { mode: "number" }).notNull(),
     status: text("status", { enum: HOLD_STATUSES }).notNull().default("pending"),
     settledAmount: bigint("settled_amount", { mode: "number" }),
-    transactionId: uuid("transaction_id").references(() => ledgerTransactions.id),
+    transactionId: uuid("transaction_id"),
     orderId: text("order_id"),
     description: text("description"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>(),
@@ -28,6 +42,15 @@ export const holds = pgTable(
     resolvedAt: timestamp("resolved_at", { withTimezone: true, precision: 3 }),
   },
   (t) => [
+    primaryKey({ columns: [t.bucket, t.id] }),
+    foreignKey({
+      columns: [t.bucket, t.accountId],
+      foreignColumns: [accounts.bucket, accounts.id],
+    }).onDelete("no action"),
+    foreignKey({
+      columns: [t.bucket, t.transactionId],
+      foreignColumns: [ledgerTransactions.bucket, ledgerTransactions.id],
+    }),
     index("holds_account_id").on(t.accountId, t.id),
     index("holds_pending_expiry").on(t.expiresAt).where(sql`${t.status} = 'pending'`),
     check("holds_amount_range", sql`${t.amount} BETWEEN 1 AND ${MAX_AMOUNT_SQL}`),

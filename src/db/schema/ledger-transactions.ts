@@ -1,9 +1,16 @@
-import { jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bucket } from "./bucket.ts";
 
-export const ledgerTransactions = pgTable("ledger_transactions", {
-  id: uuid("id").primaryKey(),
-  kind: text("kind", { enum: ["credit", "purchase", "promotion", "adjustment"] }).notNull(),
-  reason: text("reason"),
-  metadata: jsonb("metadata").$type<Record<string, unknown>>(),
-  createdAt: timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
-});
+/** In the bucket of its user account; the id carries it, as a hold's does. */
+export const ledgerTransactions = pgTable(
+  "ledger_transactions",
+  {
+    bucket: bucket(),
+    id: uuid("id").notNull(),
+    kind: text("kind", { enum: ["credit", "purchase", "promotion", "adjustment"] }).notNull(),
+    reason: text("reason"),
+    metadata: jsonb("metadata").$type<Record<string, unknown>>(),
+    createdAt: timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.bucket, t.id] })],
+);

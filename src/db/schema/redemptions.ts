@@ -1,5 +1,14 @@
-import { bigint, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import {
+  bigint,
+  foreignKey,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uuid,
+} from "drizzle-orm/pg-core";
 import { accounts } from "./accounts.ts";
+import { bucket } from "./bucket.ts";
 import { ledgerTransactions } from "./ledger-transactions.ts";
 import { promotions } from "./promotions.ts";
 
@@ -7,16 +16,25 @@ import { promotions } from "./promotions.ts";
 export const redemptions = pgTable(
   "redemptions",
   {
+    bucket: bucket(),
     promotionCode: text("promotion_code")
       .notNull()
       .references(() => promotions.code),
-    accountId: text("account_id")
-      .notNull()
-      .references(() => accounts.id),
+    accountId: text("account_id").notNull(),
     basis: bigint("basis", { mode: "number" }).notNull(),
     credited: bigint("credited", { mode: "number" }).notNull(),
-    transactionId: uuid("transaction_id").references(() => ledgerTransactions.id),
+    transactionId: uuid("transaction_id"),
     createdAt: timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.promotionCode, t.accountId] })],
+  (t) => [
+    primaryKey({ columns: [t.bucket, t.promotionCode, t.accountId] }),
+    foreignKey({
+      columns: [t.bucket, t.accountId],
+      foreignColumns: [accounts.bucket, accounts.id],
+    }),
+    foreignKey({
+      columns: [t.bucket, t.transactionId],
+      foreignColumns: [ledgerTransactions.bucket, ledgerTransactions.id],
+    }),
+  ],
 );

@@ -6,7 +6,7 @@ import { isSystemAccountId } from "../../ledger/ids.ts";
 import { listEntries } from "../../ledger/list-entries.ts";
 import { requireAdmin } from "../auth.ts";
 import type { AppEnv } from "../context.ts";
-import { idempotent } from "../idempotency.ts";
+import { idempotent, onAccount } from "../idempotency.ts";
 import { HttpError } from "../problem.ts";
 import { render, send } from "../respond.ts";
 import {
@@ -101,7 +101,7 @@ export function assertReadable(role: string, id: string) {
 export const accountRoutes = new OpenAPIHono<AppEnv>()
   .openapi(create, (c) => {
     const body = c.req.valid("json");
-    return idempotent(c, { required: false, status: 201, body, batch: body.id }, (tx) =>
+    return idempotent(c, { required: false, status: 201, body, ...onAccount(body.id) }, (tx) =>
       createAccount(tx, body),
     );
   })
@@ -120,7 +120,8 @@ export const accountRoutes = new OpenAPIHono<AppEnv>()
   .openapi(credit, (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    return idempotent(c, { required: true, status: 201, body, batch: id }, (tx) =>
+    const on = { ...onAccount(id), posts: id };
+    return idempotent(c, { required: true, status: 201, body, ...on }, (tx) =>
       creditAccount(tx, { accountId: id, ...body }),
     );
   });

@@ -8,7 +8,7 @@ import { releaseHold } from "../../reservations/release-hold.ts";
 import { settleHold, settleHolds } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
 import type { AppEnv } from "../context.ts";
-import { idempotent, idempotentOutcome, REPLAYED } from "../idempotency.ts";
+import { idempotent, idempotentOutcome, onAccount, onHold, REPLAYED } from "../idempotency.ts";
 import { render, send } from "../respond.ts";
 import {
   Account,
@@ -159,7 +159,7 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
         required: true,
         status: 201,
         body,
-        batch: body.accountId,
+        ...onAccount(body.accountId),
         many: { verb: placeHolds, input: body },
       },
       (tx) => placeHold(tx, body),
@@ -184,14 +184,15 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
     const input = { holdId: id, amount: body.amount };
     return idempotent(
       c,
-      { required: false, status: 200, body, batch: id, many: { verb: settleHolds, input } },
+      { required: false, status: 200, body, ...onHold(id), many: { verb: settleHolds, input } },
       (tx) => settleHold(tx, input),
     );
   })
   .openapi(release, (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
-    return idempotent(c, { required: false, status: 200, body }, (tx) =>
+    const { scope, bucket } = onHold(id);
+    return idempotent(c, { required: false, status: 200, body, scope, bucket }, (tx) =>
       releaseHold(tx, { holdId: id, reason: body.reason }),
     );
   })

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { createPromotion } from "../../ledger/create-promotion.ts";
 import { getPromotion } from "../../ledger/get-promotion.ts";
+import { bucketOf } from "../../ledger/ids.ts";
 import {
   MAX_MULTIPLIER,
   MAX_REDEMPTIONS,
@@ -10,7 +11,7 @@ import {
 import { redeemPromotion } from "../../ledger/redeem-promotion.ts";
 import { requireAdmin } from "../auth.ts";
 import type { AppEnv } from "../context.ts";
-import { idempotent } from "../idempotency.ts";
+import { idempotent, onAccount } from "../idempotency.ts";
 import { render, send } from "../respond.ts";
 import {
   Account,
@@ -147,7 +148,11 @@ const redeem = createRoute({
 export const promotionRoutes = new OpenAPIHono<AppEnv>()
   .openapi(create, (c) => {
     const body = c.req.valid("json");
-    return idempotent(c, { required: false, status: 201, body }, (tx) => createPromotion(tx, body));
+    // A promotion belongs to no account: its key is kept in the bucket its code would have.
+    const on = { scope: body.code, bucket: bucketOf(body.code) };
+    return idempotent(c, { required: false, status: 201, body, ...on }, (tx) =>
+      createPromotion(tx, body),
+    );
   })
   .openapi(get, async (c) =>
     send(c, render(200, await getPromotion(c.get("deps").db, c.req.valid("param").code))),
@@ -155,7 +160,8 @@ export const promotionRoutes = new OpenAPIHono<AppEnv>()
   .openapi(redeem, (c) => {
     const { code } = c.req.valid("param");
     const body = c.req.valid("json");
-    return idempotent(c, { required: true, status: 201, body }, (tx) =>
+    const { scope, bucket } = onAccount(body.accountId);
+    return idempotent(c, { required: true, status: 201, body, scope, bucket }, (tx) =>
       redeemPromotion(tx, { code, accountId: body.accountId }),
     );
   });

@@ -120,6 +120,26 @@ $$;
 DROP FUNCTION holdfast_place_holds(jsonb);
 DROP FUNCTION holdfast_settle_holds(jsonb)
 --> statement-breakpoint
+-- Inserts `rows` (a JSON array of objects with the same keys, the target's column names) into
+-- `target` with one multi-row INSERT … VALUES. On Citus a VALUES insert into one shard is
+-- routed to it, where INSERT … SELECT from a function goes through the coordinator and COPY,
+-- and a COPY after another write in the transaction is committed in two phases.
+CREATE OR REPLACE FUNCTION holdfast_insert_rows(target regclass, rows jsonb)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  columns text[];
+BEGIN
+  SELECT array_agg(k) INTO columns FROM jsonb_object_keys(rows->0) AS k;
+  EXECUTE format(
+    'INSERT INTO %s (%s) VALUES %s', target,
+    (SELECT string_agg(quote_ident(c), ', ') FROM unnest(columns) AS c),
+    (SELECT string_agg(
+              '(' || (SELECT string_agg(quote_nullable(r->>c), ', ') FROM unnest(columns) AS c) || ')',
+              ', ' ORDER BY n)
+       FROM jsonb_array_elements(rows) WITH ORDINALITY AS e(r, n)));
+END;
+$$;
+--> statement-breakpoint
 -- Places the holds of many purchases in one statement (placeHolds in src/reservations/place-hold.ts).
 --
 -- `commands` is a JSON array of {i, id, bucket, account_id, amount, order_id, description,
@@ -129,7 +149,7 @@ DROP FUNCTION holdfast_settle_holds(jsonb)
 -- foreign-key checks on the account free. Each account's purchases are decided one after the
 -- other in the order of `i`, as if applied serially: a purchase fits if it is at most what the
 -- account has available after the purchases before it that fitted. The account's `held` then
--- grows once, by their sum, and the holds that fitted are inserted by one INSERT.
+-- grows once, by their sum, and the holds that fitted are inserted by one INSERT (holdfast_insert_rows).
 --
 -- A function rather than one statement of CTEs: in READ COMMITTED every statement of a
 -- function takes a new snapshot, so the UPDATE after the SELECT … FOR NO KEY UPDATE sees the row
@@ -229,13 +249,163 @@ BEGIN
      WHERE accounts.bucket = current_bucket AND accounts.id = current_account;
   END IF;
 
-  INSERT INTO holds (bucket, id, account_id, amount, order_id, description, metadata, expires_at, created_at)
-  SELECT x.bucket, x.id, x.account_id, x.amount, x.order_id, x.description, x.metadata,
-         now() + make_interval(secs => x.seconds), now()
-    FROM jsonb_to_recordset(commands) AS x(
-           i int, id uuid, bucket int, account_id text, amount int8, order_id text,
-           description text, metadata jsonb, seconds int)
-   WHERE x.i = ANY (accepted);
+  IF cardinality(accepted) > 0 THEN
+    PERFORM holdfast_insert_rows('holds', jsonb_agg(jsonb_build_object(
+              'bucket', x.bucket, 'id', x.id, 'account_id', x.account_id, 'amount', x.amount,
+              'order_id', x.order_id, 'description', x.description, 'metadata', x.metadata,
+              'expires_at', now() + make_interval(secs => x.seconds), 'created_at', now())
+              ORDER BY x.i))
+       FROM jsonb_to_recordset(commands) AS x(
+              i int, id uuid, bucket int, account_id text, amount int8, order_id text,
+              description text, metadata jsonb, seconds int)
+      WHERE x.i = ANY (accepted);
+  END IF;
+END;
+$$;
+--> statement-breakpoint
+-- The one posting core (credits, settles' purchases, promotions): posts many two-legged ledger
+-- transactions between user accounts and system accounts, each decided at its position in its
+-- account's sequence.
+--
+-- `postings` is a JSON array of {i, bucket, transaction_id, kind, account_id, counterparty,
+-- delta, release_held, hold_id, reason, metadata}: `delta` is added to the user account's
+-- settled balance and taken from the counterparty's row in the same bucket, `release_held` is
+-- taken off the user's held balance. A posting is refused, and writes nothing, when its account
+-- is not a user account (account_not_found), when it would leave settled below held
+-- (insufficient_funds) or above 2^53 − 1 (balance_limit_exceeded). Each account's postings are
+-- decided one after the other in the order of `i`, as if applied serially.
+--
+-- Locks are taken in lock order: the user accounts by (bucket, id COLLATE "C"), then the system
+-- rows by bucket; a caller that locked rows before (holds, a promotion) locked nothing after an
+-- account. Plain statements one after the other, not one statement of CTEs: on Citus each of them
+-- is routed to the shard of its buckets (a batch's postings share one shard), where a statement
+-- of CTEs is planned apart, its intermediate results sent to every worker, and the transaction
+-- committed in two phases. The rows a foreign key refers to are written first.
+--
+-- One row per posting, in order of `i`: its refusal or null, and the account after it.
+CREATE OR REPLACE FUNCTION holdfast_post(postings jsonb)
+RETURNS TABLE (
+  o_i int,
+  o_refusal text,
+  o_settled int8,
+  o_held int8,
+  o_last_seq int8,
+  o_metadata jsonb,
+  o_created_at timestamptz
+) LANGUAGE plpgsql AS $$
+DECLARE
+  p record;
+  acct record;
+  buckets int[];
+  found_account boolean := false;
+  current_bucket int;
+  current_account text;
+  settled_now int8;
+  held_now int8;
+  seq_now int8;
+  accepted jsonb := '[]';
+BEGIN
+  SELECT array_agg(DISTINCT (x->>'bucket')::int) INTO buckets FROM jsonb_array_elements(postings) x;
+  PERFORM 1 FROM accounts a
+    WHERE a.bucket = ANY (buckets)
+      AND a.id = ANY (ARRAY(SELECT x->>'account_id' FROM jsonb_array_elements(postings) x))
+      AND a.kind = 'user'
+    ORDER BY a.bucket, a.id COLLATE "C"
+      FOR NO KEY UPDATE;
+
+  FOR p IN
+    SELECT x.*
+      FROM jsonb_to_recordset(postings) AS x(
+             i int, bucket int, transaction_id uuid, kind text, account_id text, counterparty text,
+             delta int8, release_held int8, hold_id uuid, reason text, metadata jsonb)
+     ORDER BY x.bucket, x.account_id COLLATE "C", x.i
+  LOOP
+    IF current_account IS DISTINCT FROM p.account_id OR current_bucket IS DISTINCT FROM p.bucket THEN
+      IF found_account THEN
+        UPDATE accounts SET settled = settled_now, held = held_now, last_seq = seq_now
+         WHERE accounts.bucket = current_bucket AND accounts.id = current_account;
+      END IF;
+      current_bucket := p.bucket;
+      current_account := p.account_id;
+      SELECT a.settled, a.held, a.last_seq, a.metadata, a.created_at INTO acct
+        FROM accounts a
+       WHERE a.bucket = p.bucket AND a.id = p.account_id AND a.kind = 'user';
+      found_account := FOUND;
+      IF found_account THEN
+        settled_now := acct.settled;
+        held_now := acct.held;
+        seq_now := acct.last_seq;
+      END IF;
+    END IF;
+
+    o_i := p.i;
+    o_refusal := NULL;
+    o_settled := NULL;
+    o_held := NULL;
+    o_last_seq := NULL;
+    o_metadata := NULL;
+    o_created_at := NULL;
+    IF NOT found_account THEN
+      o_refusal := 'account_not_found';
+    ELSIF settled_now + p.delta < held_now - p.release_held THEN
+      o_refusal := 'insufficient_funds';
+    ELSIF settled_now + p.delta > 9007199254740991 THEN
+      o_refusal := 'balance_limit_exceeded';
+    ELSE
+      settled_now := settled_now + p.delta;
+      held_now := held_now - p.release_held;
+      seq_now := seq_now + 1;
+      accepted := accepted || jsonb_build_object(
+        'i', p.i, 'bucket', p.bucket, 'transaction_id', p.transaction_id, 'kind', p.kind,
+        'account_id', p.account_id, 'counterparty', p.counterparty, 'delta', p.delta,
+        'hold_id', p.hold_id, 'reason', p.reason, 'metadata', p.metadata,
+        'seq', seq_now, 'settled_after', settled_now);
+      o_settled := settled_now;
+      o_held := held_now;
+      o_last_seq := seq_now;
+      o_metadata := acct.metadata;
+      o_created_at := acct.created_at;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+  IF found_account THEN
+    UPDATE accounts SET settled = settled_now, held = held_now, last_seq = seq_now
+     WHERE accounts.bucket = current_bucket AND accounts.id = current_account;
+  END IF;
+  IF jsonb_array_length(accepted) = 0 THEN
+    RETURN;
+  END IF;
+
+  PERFORM holdfast_insert_rows('ledger_transactions', jsonb_agg(jsonb_build_object(
+            'bucket', x->'bucket', 'id', x->'transaction_id', 'kind', x->'kind',
+            'reason', x->'reason', 'metadata', x->'metadata')))
+     FROM jsonb_array_elements(accepted) AS x;
+  PERFORM holdfast_insert_rows('entries', jsonb_agg(e.row ORDER BY e.n, e.leg))
+     FROM (SELECT n, 0 AS leg, jsonb_build_object(
+                  'bucket', x->'bucket', 'transaction_id', x->'transaction_id', 'leg', 0,
+                  'account_id', x->'account_id', 'seq', x->'seq', 'amount', x->'delta',
+                  'settled_after', x->'settled_after', 'hold_id', x->'hold_id', 'kind', x->'kind',
+                  'metadata', x->'metadata') AS row
+             FROM jsonb_array_elements(accepted) WITH ORDINALITY AS a(x, n)
+           UNION ALL
+           SELECT n, 1, jsonb_build_object(
+                  'bucket', x->'bucket', 'transaction_id', x->'transaction_id', 'leg', 1,
+                  'account_id', x->'counterparty', 'seq', NULL, 'amount', -(x->>'delta')::int8,
+                  'settled_after', NULL, 'hold_id', x->'hold_id', 'kind', x->'kind',
+                  'metadata', x->'metadata')
+             FROM jsonb_array_elements(accepted) WITH ORDINALITY AS a(x, n)) e;
+
+  PERFORM 1 FROM accounts a
+    WHERE a.bucket = ANY (buckets)
+      AND a.id = ANY (ARRAY(SELECT DISTINCT x->>'counterparty' FROM jsonb_array_elements(accepted) x))
+    ORDER BY a.bucket, a.id COLLATE "C"
+      FOR NO KEY UPDATE;
+  UPDATE accounts a
+     SET settled = a.settled - t.delta
+    FROM (SELECT x.bucket, x.counterparty, sum(x.delta) AS delta
+            FROM jsonb_to_recordset(accepted) AS x(bucket int, counterparty text, delta int8)
+           GROUP BY x.bucket, x.counterparty) t
+   WHERE a.bucket = ANY (buckets) AND a.bucket = t.bucket AND a.id = t.counterparty;
 END;
 $$;
 --> statement-breakpoint
@@ -246,21 +416,15 @@ $$;
 -- bucket) is the id of the purchase transaction it posts. A hold asked twice is settled by its
 -- first command (lowest `i`) whose amount fits; the others find it settled, or are refused.
 --
--- Locks are taken before anything is written, in an order every batch shares: the pending holds
--- asked for, by (bucket, id); then their accounts in lock order, (bucket, id COLLATE "C"), as
--- holdfast_place_holds and the write path lock them; then the @revenue rows of their buckets,
--- by bucket. A hold is never locked after an account, nor a user account after a system row,
--- so two batches, or a batch and a single settle, release or expire (hold, then account),
--- cannot wait on each other in a cycle. A hold that a concurrent transaction resolved first is
--- no longer pending when its lock is granted, and is left out.
---
--- Then one statement posts every settle: each hold becomes `settled`; each account's settled
--- balance falls by the sum of its settles and `held` by the sum of their holds, once; each
--- settle gets a purchase transaction with its two legs (user → @revenue), numbered in the
--- order of `i` within its account, with the running balance after it; the @revenue row of each
--- bucket takes the bucket's total. It reads the rows it locked, so its snapshot, taken after
--- the locks, sees their latest versions. The balance bounds are the accounts' CHECK
--- constraint: a settle only frees coins, so it never trips it.
+-- The pending holds asked for are locked first, by (bucket, id); a hold that a concurrent
+-- transaction resolved first is no longer pending when its lock is granted, and is left out.
+-- Then holdfast_post (src/db/sql/post.sql) posts each settle's purchase transaction (user →
+-- @revenue: the captured coins leave settled, the whole hold leaves held), numbered in the order
+-- of `i` within its account, locking accounts in lock order after the holds. Nothing locks a
+-- hold after an account, so two batches, or a batch and a single settle, release or expire
+-- (hold, then account), cannot wait on each other in a cycle. Last, the holds whose posting went
+-- through become `settled` (after their transaction exists: on Citus the statements run one by
+-- one, and each foreign key is checked at once).
 --
 -- One row per command, in order of `i`: whether it posted, its refusal (hold_not_found,
 -- hold_not_pending, amount_exceeds_hold) or null, and the hold as it is now (null when there is
@@ -272,6 +436,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
   buckets int[];
   pending uuid[];
+  plan jsonb;
+  holds_now jsonb;
   posted int[] := '{}';
 BEGIN
   SELECT array_agg(DISTINCT (x->>'bucket')::int) INTO buckets FROM jsonb_array_elements(commands) x;
@@ -283,77 +449,37 @@ BEGIN
            ORDER BY h.bucket, h.id
              FOR NO KEY UPDATE) l;
   IF pending IS NOT NULL THEN
-    PERFORM 1 FROM accounts a
-      JOIN (SELECT DISTINCT h.bucket, h.account_id FROM holds h
-             WHERE h.bucket = ANY (buckets) AND h.id = ANY (pending)) p
-        ON a.bucket = p.bucket AND a.id = p.account_id
-      WHERE a.bucket = ANY (buckets)
-      ORDER BY a.bucket, a.id COLLATE "C"
-        FOR NO KEY UPDATE OF a;
-    PERFORM 1 FROM accounts a
-      WHERE a.bucket = ANY (ARRAY(SELECT DISTINCT h.bucket FROM holds h
-                                   WHERE h.bucket = ANY (buckets) AND h.id = ANY (pending)))
-        AND a.id = '@revenue'
-      ORDER BY a.bucket
-        FOR NO KEY UPDATE;
-
-    WITH s AS (
-      SELECT DISTINCT ON (h.id) x.i, x.transaction_id, h.bucket, h.id AS hold_id, h.account_id,
-             h.amount AS released, COALESCE(x.amount, h.amount) AS captured
-        FROM jsonb_to_recordset(commands) AS x(i int, bucket int, hold_id uuid, amount int8, transaction_id uuid)
-        JOIN holds h ON h.bucket = x.bucket AND h.id = x.hold_id
-       WHERE h.bucket = ANY (buckets) AND h.id = ANY (pending) AND COALESCE(x.amount, h.amount) <= h.amount
-       ORDER BY h.id, x.i
-    ),
-    p AS (
-      SELECT s.*, a.last_seq + row_number() OVER w AS seq,
-             a.settled - sum(s.captured) OVER w AS settled_after
-        FROM s JOIN accounts a ON a.bucket = s.bucket AND a.id = s.account_id
-       WHERE a.bucket = ANY (buckets)
-      WINDOW w AS (PARTITION BY s.bucket, s.account_id ORDER BY s.i)
-    ),
-    upd_holds AS (
-      UPDATE holds h
-         SET status = 'settled', settled_amount = p.captured, transaction_id = p.transaction_id,
-             resolved_at = now()
-        FROM p
-       WHERE h.bucket = ANY (buckets) AND h.bucket = p.bucket AND h.id = p.hold_id
-    ),
-    upd_accounts AS (
-      UPDATE accounts a
-         SET settled = a.settled - t.captured, held = a.held - t.released,
-             last_seq = a.last_seq + t.n
-        FROM (SELECT bucket, account_id, sum(captured) AS captured, sum(released) AS released,
-                     count(*) AS n
-                FROM s GROUP BY bucket, account_id) t
-       WHERE a.bucket = ANY (buckets) AND a.bucket = t.bucket AND a.id = t.account_id
-    ),
-    upd_revenue AS (
-      UPDATE accounts a
-         SET settled = a.settled + t.captured
-        FROM (SELECT bucket, sum(captured) AS captured FROM s GROUP BY bucket) t
-       WHERE a.bucket = ANY (buckets) AND a.bucket = t.bucket AND a.id = '@revenue'
-    ),
-    txn AS (
-      INSERT INTO ledger_transactions (bucket, id, kind)
-      SELECT p.bucket, p.transaction_id, 'purchase' FROM p
-    ),
-    ent AS (
-      INSERT INTO entries (bucket, transaction_id, leg, account_id, seq, amount, settled_after, hold_id, kind)
-      SELECT e.bucket, e.transaction_id, e.leg, e.account_id, e.seq, e.amount, e.settled_after, e.hold_id, 'purchase'
-        FROM (SELECT p.bucket, p.transaction_id, 0 AS leg, p.account_id, p.seq, -p.captured AS amount,
-                     p.settled_after, p.hold_id, p.i
-                FROM p
-              UNION ALL
-              SELECT p.bucket, p.transaction_id, 1, '@revenue', NULL, p.captured, NULL, p.hold_id, p.i
-                FROM p) e
-       ORDER BY e.i, e.leg
-    )
-    SELECT array_agg(p.i) INTO posted FROM p;
+    SELECT jsonb_agg(jsonb_build_object(
+             'i', s.i, 'bucket', s.bucket, 'transaction_id', s.transaction_id, 'kind', 'purchase',
+             'account_id', s.account_id, 'counterparty', '@revenue', 'delta', -s.captured,
+             'release_held', s.released, 'hold_id', s.hold_id))
+      INTO plan
+      FROM (SELECT DISTINCT ON (h.id) x.i, x.transaction_id, h.bucket, h.id AS hold_id, h.account_id,
+                   h.amount AS released, COALESCE(x.amount, h.amount) AS captured
+              FROM jsonb_to_recordset(commands)
+                   AS x(i int, bucket int, hold_id uuid, amount int8, transaction_id uuid)
+              JOIN holds h ON h.bucket = x.bucket AND h.id = x.hold_id
+             WHERE h.bucket = ANY (buckets) AND h.id = ANY (pending)
+               AND COALESCE(x.amount, h.amount) <= h.amount
+             ORDER BY h.id, x.i) s;
+  END IF;
+  IF plan IS NOT NULL THEN
+    SELECT COALESCE(array_agg(r.o_i), '{}') INTO posted
+      FROM holdfast_post(plan) r WHERE r.o_refusal IS NULL;
+    UPDATE holds h
+       SET status = 'settled', settled_amount = -x.delta, transaction_id = x.transaction_id,
+           resolved_at = now()
+      FROM jsonb_to_recordset(plan) AS x(i int, bucket int, hold_id uuid, delta int8, transaction_id uuid)
+     WHERE h.bucket = ANY (buckets) AND h.bucket = x.bucket AND h.id = x.hold_id
+       AND x.i = ANY (posted);
   END IF;
 
-  -- A look-up per command rather than a join: the function's statements keep generic plans,
-  -- and a generic plan could join by hashing the whole table.
+  -- The holds as they are now, by = ANY (a prepared plan keeps index look-ups for it, where a
+  -- join could hash the whole table); the answer is then put together from them alone.
+  SELECT jsonb_object_agg(h.id, to_jsonb(h)) INTO holds_now
+    FROM holds h
+   WHERE h.bucket = ANY (buckets)
+     AND h.id = ANY (ARRAY(SELECT (x->>'hold_id')::uuid FROM jsonb_array_elements(commands) x));
   RETURN QUERY
     SELECT r.i, r.posted,
            CASE
@@ -368,8 +494,8 @@ BEGIN
       FROM (SELECT x.i, x.amount, COALESCE(x.i = ANY (posted), false) AS posted,
                    (SELECT min(y.i) FROM jsonb_to_recordset(commands) AS y(i int, hold_id uuid)
                      WHERE y.hold_id = x.hold_id AND y.i = ANY (posted)) AS settled_by,
-                   (SELECT to_jsonb(h) FROM holds h WHERE h.bucket = x.bucket AND h.id = x.hold_id) AS hold
-              FROM jsonb_to_recordset(commands) AS x(i int, bucket int, hold_id uuid, amount int8)) r
+                   holds_now -> x.hold_id::text AS hold
+              FROM jsonb_to_recordset(commands) AS x(i int, hold_id uuid, amount int8)) r
      ORDER BY r.i;
 END;
 $$;

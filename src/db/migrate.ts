@@ -2,6 +2,7 @@ import { fileURLToPath } from "node:url";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import { createDb } from "./client.ts";
+import { distributeTables } from "./distribute.ts";
 
 const MIGRATIONS = fileURLToPath(new URL("../../drizzle", import.meta.url));
 
@@ -34,6 +35,7 @@ export async function runMigrations(url: string): Promise<void> {
     // Serialise concurrent migrators (several instances starting at once).
     await handle.sql`SELECT pg_advisory_lock(727274)`;
     await migrate(handle.db, { migrationsFolder: MIGRATIONS });
+    await distributeTables(handle.sql);
   } finally {
     await handle.close();
   }

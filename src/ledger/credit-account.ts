@@ -1,9 +1,8 @@
-import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { type Account, getAccount, toAccount } from "./account.ts";
+import { type Account, toAccount } from "./account.ts";
 import { DomainError } from "./errors.ts";
 import { bucketOf, newIdIn, USER_ACCOUNT_ID } from "./ids.ts";
-import { post } from "./post-transaction.ts";
+import { postMany } from "./post-transaction.ts";
 
 export interface CreditInput {
   accountId: string;
@@ -28,26 +27,29 @@ export async function creditAccount(db: Db, input: CreditInput): Promise<CreditR
   }
   const bucket = bucketOf(input.accountId);
   const transactionId = newIdIn(bucket);
-  const row = await post(
-    db,
-    sql`src AS (SELECT ${input.accountId}::text AS account_id, ${input.amount}::int8 AS delta,
-                       0::int8 AS release_held, NULL::uuid AS hold_id)`,
+  const [outcome] = await postMany(db, [
     {
-      bucket,
-      transactionId,
-      kind: "credit",
-      counterparty: "@issuance",
-      reason: input.reason,
-      metadata: input.metadata,
+      accountId: input.accountId,
+      delta: input.amount,
+      posting: {
+        bucket,
+        transactionId,
+        kind: "credit",
+        counterparty: "@issuance",
+        reason: input.reason,
+        metadata: input.metadata,
+      },
     },
-  );
-  if (!row) {
-    // Nothing was written; say why. getAccount throws account_not_found for a missing account.
-    await getAccount(db, input.accountId);
+  ]);
+  if (outcome!.refusal === "account_not_found") {
+    throw new DomainError(outcome!.refusal, `account ${input.accountId} does not exist`);
+  }
+  if (outcome!.refusal) {
     throw new DomainError(
       "balance_limit_exceeded",
       `crediting ${input.amount} would take account ${input.accountId} past 2^53 - 1 coins`,
     );
   }
+  const row = outcome!.account;
   return { transactionId, account: toAccount(row) };
 }

@@ -7,7 +7,7 @@
 -- foreign-key checks on the account free. Each account's purchases are decided one after the
 -- other in the order of `i`, as if applied serially: a purchase fits if it is at most what the
 -- account has available after the purchases before it that fitted. The account's `held` then
--- grows once, by their sum, and the holds that fitted are inserted by one INSERT.
+-- grows once, by their sum, and the holds that fitted are inserted by one INSERT (holdfast_insert_rows).
 --
 -- A function rather than one statement of CTEs: in READ COMMITTED every statement of a
 -- function takes a new snapshot, so the UPDATE after the SELECT … FOR NO KEY UPDATE sees the row
@@ -107,12 +107,16 @@ BEGIN
      WHERE accounts.bucket = current_bucket AND accounts.id = current_account;
   END IF;
 
-  INSERT INTO holds (bucket, id, account_id, amount, order_id, description, metadata, expires_at, created_at)
-  SELECT x.bucket, x.id, x.account_id, x.amount, x.order_id, x.description, x.metadata,
-         now() + make_interval(secs => x.seconds), now()
-    FROM jsonb_to_recordset(commands) AS x(
-           i int, id uuid, bucket int, account_id text, amount int8, order_id text,
-           description text, metadata jsonb, seconds int)
-   WHERE x.i = ANY (accepted);
+  IF cardinality(accepted) > 0 THEN
+    PERFORM holdfast_insert_rows('holds', jsonb_agg(jsonb_build_object(
+              'bucket', x.bucket, 'id', x.id, 'account_id', x.account_id, 'amount', x.amount,
+              'order_id', x.order_id, 'description', x.description, 'metadata', x.metadata,
+              'expires_at', now() + make_interval(secs => x.seconds), 'created_at', now())
+              ORDER BY x.i))
+       FROM jsonb_to_recordset(commands) AS x(
+              i int, id uuid, bucket int, account_id text, amount int8, order_id text,
+              description text, metadata jsonb, seconds int)
+      WHERE x.i = ANY (accepted);
+  END IF;
 END;
 $$;

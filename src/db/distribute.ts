@@ -1,0 +1,53 @@
+import type postgres from "postgres";
+
+/** Every table written on behalf of an account, distributed by its bucket, colocated. */
+const DISTRIBUTED = [
+  "accounts",
+  "ledger_transactions",
+  "holds",
+  "entries",
+  "redemptions",
+  "idempotency_keys",
+] as const;
+
+/** Read-mostly and small: a copy on every node. */
+const REFERENCE = ["promotions"] as const;
+
+/**
+ * On a database with the `citus` extension, distributes holdfast's tables (once; later runs see
+ * them distributed and do nothing); on plain Postgres does nothing. Citus refuses foreign keys
+ * between a distributed table and a local one, so the foreign keys are dropped, the tables
+ * distributed and the same keys added again. The shard count is the database's
+ * citus.shard_count, as Citus takes it. The triggers are row and statement triggers that read
+ * only their own rows (see src/db/sql/check_balanced.sql), which is what
+ * citus.enable_unsafe_triggers asks to be sure of.
+ */
+export async function distributeTables(sql: postgres.Sql): Promise<boolean> {
+  const [citus] = await sql`SELECT 1 FROM pg_extension WHERE extname = 'citus'`;
+  if (!citus) return false;
+  await sql.begin(async (tx) => {
+    const done = await tx<{ name: string }[]>`
+      SELECT logicalrelid::regclass::text AS name FROM pg_dist_partition`;
+    const todo = [...DISTRIBUTED, ...REFERENCE].filter((t) => !done.some((d) => d.name === t));
+    if (todo.length === 0) return;
+    await tx`SET LOCAL citus.enable_unsafe_triggers = on`;
+    await tx`SET LOCAL citus.multi_shard_modify_mode = 'sequential'`;
+    const keys = await tx<{ table: string; name: string; definition: string }[]>`
+      SELECT conrelid::regclass::text AS table, conname AS name,
+             pg_get_constraintdef(oid) AS definition
+        FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`;
+    for (const k of keys) await tx.unsafe(`ALTER TABLE "${k.table}" DROP CONSTRAINT "${k.name}"`);
+    for (const table of REFERENCE) {
+      if (todo.includes(table)) await tx`SELECT create_reference_table(${table})`;
+    }
+    for (const table of DISTRIBUTED) {
+      if (!todo.includes(table)) continue;
+      await tx`SELECT create_distributed_table(${table}, 'bucket',
+                 colocate_with => ${table === "accounts" ? "default" : "accounts"})`;
+    }
+    for (const k of keys) {
+      await tx.unsafe(`ALTER TABLE "${k.table}" ADD CONSTRAINT "${k.name}" ${k.definition}`);
+    }
+  });
+  return true;
+}

@@ -24,6 +24,28 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          // `npm run test:scale`: test/scale, and suites of the write side again, on the local
+          // Citus cluster (a database per file, its tables distributed). The suites that call
+          // the batch verbs directly with accounts of several shards, or watch lock waits in
+          // pg_stat_activity, are plain-Postgres tests: on Citus the write path makes batches
+          // per shard, and lock waits happen on the workers.
+          name: "scale",
+          include: [
+            "test/scale/**/*.test.ts",
+            "test/ledger/ledger.test.ts",
+            "test/http/purchases.test.ts",
+            "test/workers/expire.test.ts",
+          ],
+          globalSetup: ["./test/helpers/global-setup.ts", "./test/scale/global-setup.ts"],
+          env: { HOLDFAST_TEST_CITUS: "1" },
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          maxWorkers: 2,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: "chaos",
           include: ["test/chaos/**/*.test.ts"],
           // One file at a time: a chaos run restarts the shared Postgres.

@@ -1,9 +1,10 @@
 import { createHash } from "node:crypto";
-import { lt, sql } from "drizzle-orm";
+import { and, lt, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import type { Database, Tx } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
 import { bucketOf, bucketOfId, lockKey } from "../ledger/ids.ts";
+import { intArray } from "../ledger/rows.ts";
 import type { AppEnv } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, type Sent, send } from "./respond.ts";
@@ -103,15 +104,19 @@ export async function idempotentOutcome(
   return { rendered: outcome.response, replayed: true };
 }
 
-/** Deletes keys older than the retention period; safe to run from any number of processes. */
-export async function purgeIdempotencyKeys(db: Database): Promise<number> {
+/**
+ * Deletes keys older than the retention period, of the buckets `inBuckets` when given (the
+ * sweep goes shard by shard); safe to run from any number of processes.
+ */
+export async function purgeIdempotencyKeys(db: Database, inBuckets?: number[]): Promise<number> {
+  const old = lt(
+    idempotencyKeys.createdAt,
+    sql`now() - make_interval(hours => ${IDEMPOTENCY_RETENTION_HOURS})`,
+  );
   const deleted = await db
     .delete(idempotencyKeys)
     .where(
-      lt(
-        idempotencyKeys.createdAt,
-        sql`now() - make_interval(hours => ${IDEMPOTENCY_RETENTION_HOURS})`,
-      ),
+      inBuckets ? and(sql`${idempotencyKeys.bucket} = ANY (${intArray(inBuckets)})`, old) : old,
     )
     .returning({ key: idempotencyKeys.key });
   return deleted.length;

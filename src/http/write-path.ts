@@ -4,6 +4,7 @@ import { pgErrorCode } from "../db/errors.ts";
 import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
+import { shardsOf } from "../db/shards.ts";
 import { bucketOf } from "../ledger/ids.ts";
 import { intArray, textArray } from "../ledger/rows.ts";
 import { DeferredCounts } from "../metrics.ts";
@@ -108,9 +109,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       if (keyed.length > 0) {
         const rows = await tx.execute<Omit<Key, "hash">>(sql`
           INSERT INTO idempotency_keys (bucket, role, scope, key, request_hash, response_status, response_body)
-          SELECT bucket, role, scope, key, hash, 0, ''
-            FROM jsonb_to_recordset(${JSON.stringify(keyed)}::jsonb)
-                 AS k(bucket int, role text, scope text, key text, hash text)
+          VALUES ${keyRows(keyed.map((k) => ({ ...k, status: 0, body: "" })))}
           ON CONFLICT DO NOTHING
           RETURNING bucket, role, scope, key`);
         for (const r of rows) claimed.add(keyId(r));
@@ -168,9 +167,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         // by scanning the whole table.
         await tx.execute(sql`
           INSERT INTO idempotency_keys (bucket, role, scope, key, request_hash, response_status, response_body)
-          SELECT bucket, role, scope, key, hash, status, body
-            FROM jsonb_to_recordset(${JSON.stringify(completed)}::jsonb)
-                 AS k(bucket int, role text, scope text, key text, hash text, status int, body text)
+          VALUES ${keyRows(completed)}
           ON CONFLICT (bucket, role, scope, key) DO UPDATE
              SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body`);
       }
@@ -198,6 +195,20 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
     throw error;
   }
 }
+
+/**
+ * The VALUES rows of idempotency keys. VALUES rather than INSERT … SELECT from a JSON set: on
+ * Citus a VALUES insert into one shard is routed to it, where INSERT … SELECT goes through the
+ * coordinator by COPY, which makes the transaction commit in two phases.
+ */
+const keyRows = (keys: (Key & { status: number; body: string })[]) =>
+  sql.join(
+    keys.map(
+      (k) =>
+        sql`(${k.bucket}::int, ${k.role}, ${k.scope}, ${k.key}, ${k.hash}, ${k.status}::int, ${k.body})`,
+    ),
+    sql`, `,
+  );
 
 /** Locks, in lock order, the user accounts that a batch of several posting effects posts on. */
 async function lockPostedAccounts(tx: Tx, commands: WriteCommand[]): Promise<void> {
@@ -291,20 +302,28 @@ export function createWritePath(db: Database, options: BatchOptions) {
       // each other's row lock (one hot account: 1,850 vs 1,650 holds/s with four).
       { maxSize: options.maxSize, windowMs: options.windowMs, concurrency: 2 },
     );
-  // One batcher per ManyVerb, so that its batches are all of a kind and make one statement.
-  const batchers = new Map<ManyVerb | undefined, ReturnType<typeof newBatcher>>();
-  const batcherFor = (verb: ManyVerb | undefined) => {
-    let batcher = batchers.get(verb);
+  // One batcher per ManyVerb, so that its batches are all of a kind and make one statement, and
+  // per shard, so that each batch is a single-shard transaction (on Citus, one worker and no
+  // two-phase commit).
+  const batchers = new Map<ManyVerb | undefined, Map<number, ReturnType<typeof newBatcher>>>();
+  const batcherFor = (verb: ManyVerb | undefined, shard: number) => {
+    let byShard = batchers.get(verb);
+    if (!byShard) {
+      byShard = new Map();
+      batchers.set(verb, byShard);
+    }
+    let batcher = byShard.get(shard);
     if (!batcher) {
       batcher = newBatcher();
-      batchers.set(verb, batcher);
+      byShard.set(shard, batcher);
     }
     return batcher;
   };
-  return (command: WriteCommand): Promise<WriteOutcome> =>
-    command.atomic && options.windowMs > 0
-      ? batcherFor(command.many?.verb).submit(command)
-      : applyAlone(db, command);
+  return async (command: WriteCommand): Promise<WriteOutcome> => {
+    if (!command.atomic || options.windowMs <= 0) return applyAlone(db, command);
+    const shards = await shardsOf(db);
+    return batcherFor(command.many?.verb, shards.of(command.bucket)).submit(command);
+  };
 }
 
 export type WritePath = ReturnType<typeof createWritePath>;

@@ -73,17 +73,23 @@ export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome>
 }
 
 /**
- * Expires up to `limit` overdue pending holds in one transaction (the sweep). SKIP LOCKED lets
+ * Expires up to `limit` overdue pending holds in one transaction (the sweep), of the buckets
+ * `inBuckets` when given: on Citus the sweep goes shard by shard, each a single-shard write. SKIP LOCKED lets
  * several sweepers, and settle/release calls in flight, proceed without waiting on each other.
  * The holds' accounts are locked in lock order, (bucket, id COLLATE "C"), before any is
  * updated: an update of them all in one statement locks them in no set order, and deadlocked
  * with a settle batch over the same accounts.
  */
-export async function expireOverdueHolds(db: Db, limit: number): Promise<string[]> {
+export async function expireOverdueHolds(
+  db: Db,
+  limit: number,
+  inBuckets?: number[],
+): Promise<string[]> {
   const rows = await db.transaction(async (tx) => {
     const due = await tx.execute<{ bucket: number; id: string; account_id: string }>(sql`
       SELECT bucket, id, account_id FROM holds
-       WHERE status = 'pending' AND expires_at <= now()
+       WHERE ${inBuckets ? sql`bucket = ANY (${intArray(inBuckets)}) AND` : sql``}
+             status = 'pending' AND expires_at <= now()
        ORDER BY expires_at
        LIMIT ${limit}
          FOR UPDATE SKIP LOCKED`);

@@ -1,5 +1,6 @@
 import type { Job } from "bullmq";
 import type { Database } from "../db/client.ts";
+import { shardsOf } from "../db/shards.ts";
 import { purgeIdempotencyKeys } from "../http/idempotency.ts";
 import type { Logger } from "../logger.ts";
 import { pendingHolds } from "../reservations/list-holds.ts";
@@ -39,12 +40,17 @@ export interface SweepResult {
  */
 export async function sweepHolds(deps: SweepDeps): Promise<SweepResult> {
   const batch = deps.batchSize ?? BATCH;
+  const { groups } = await shardsOf(deps.db);
   let expired = 0;
-  for (;;) {
-    const ids = await expireOverdueHolds(deps.db, batch);
-    expired += ids.length;
-    // Fewer than a batch: none left, or the rest are locked by a settle or another sweeper.
-    if (ids.length < batch) break;
+  let purgedIdempotencyKeys = 0;
+  for (const buckets of groups) {
+    for (;;) {
+      const ids = await expireOverdueHolds(deps.db, batch, buckets);
+      expired += ids.length;
+      // Fewer than a batch: none left, or the rest are locked by a settle or another sweeper.
+      if (ids.length < batch) break;
+    }
+    purgedIdempotencyKeys += await purgeIdempotencyKeys(deps.db, buckets);
   }
 
   let rescheduled = 0;
@@ -57,7 +63,6 @@ export async function sweepHolds(deps: SweepDeps): Promise<SweepResult> {
     after = page[page.length - 1];
   }
 
-  const purgedIdempotencyKeys = await purgeIdempotencyKeys(deps.db);
   return { expired, rescheduled, purgedIdempotencyKeys };
 }
 

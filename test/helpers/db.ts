@@ -1,6 +1,8 @@
 import postgres from "postgres";
 import { inject } from "vitest";
 import { createDb, type DbHandle } from "../../src/db/client.ts";
+import { runMigrations } from "../../src/db/migrate.ts";
+import { createCitusDatabase, dropCitusDatabase } from "./citus.ts";
 import { ADMIN_URL, databaseUrl, testDatabaseName } from "./urls.ts";
 
 export interface TestDatabase extends DbHandle {
@@ -9,8 +11,13 @@ export interface TestDatabase extends DbHandle {
   drop(): Promise<void>;
 }
 
-/** A private database cloned from the migrated template; drop() removes it. */
+/**
+ * A private database cloned from the migrated template; drop() removes it. In the scale project
+ * (HOLDFAST_TEST_CITUS=1), a database on the local Citus cluster instead, migrated, so its
+ * tables are distributed.
+ */
 export async function createTestDatabase(options: { max?: number } = {}): Promise<TestDatabase> {
+  if (process.env.HOLDFAST_TEST_CITUS === "1") return createCitusTestDatabase(options);
   const name = testDatabaseName("holdfast_t");
   const template = inject("templateDatabase");
   const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
@@ -56,4 +63,20 @@ export async function someoneWaitsOnALock(sql: postgres.Sql, atLeast = 1): Promi
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`fewer than ${atLeast} sessions waited on a lock`);
+}
+
+async function createCitusTestDatabase(options: { max?: number }): Promise<TestDatabase> {
+  const name = testDatabaseName("holdfast_c");
+  const url = await createCitusDatabase(name);
+  await runMigrations(url);
+  const handle = createDb(url, { max: options.max ?? 20, application: "holdfast-test" });
+  return {
+    ...handle,
+    url,
+    name,
+    drop: async () => {
+      await handle.close();
+      await dropCitusDatabase(name);
+    },
+  };
 }

@@ -1,0 +1,181 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bucketOf } from "../../src/ledger/ids.ts";
+import { createLogger } from "../../src/logger.ts";
+import type { RedisTarget } from "../../src/process/connections.ts";
+import { getHold } from "../../src/reservations/hold.ts";
+import { connectProducer, type Producer } from "../../src/workers/producer.ts";
+import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
+import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
+import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { distributedCounters } from "../helpers/citus.ts";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
+import { expectLedgerConsistent } from "../helpers/ledger.ts";
+import { startRedisCluster, type TestRedisCluster } from "../helpers/redis-cluster.ts";
+import { testPrefix, waitFor, workerEnv } from "../helpers/workers.ts";
+
+// holdfast on the local Citus cluster (a coordinator and two workers, this file's database
+// distributed by `holdfast migrate`) and a real 3-master Redis Cluster: two API instances and
+// the workers, as production would run them.
+let cluster: TestRedisCluster;
+let db: TestDatabase;
+let apis: TestApp[] = [];
+let producer: Producer | undefined;
+let workers: RunningWorkers | undefined;
+const prefix = testPrefix();
+
+beforeAll(async () => {
+  [cluster, db] = await Promise.all([startRedisCluster(), createTestDatabase()]);
+  const redis: RedisTarget = { clusterNodes: cluster.seeds() };
+  producer = await connectProducer(redis, prefix);
+  const holdPlaced = batchedScheduler(producer.queues, { fulfilment: false });
+  const env = { HOLDFAST_QUEUE_PREFIX: prefix };
+  apis = [
+    await createTestApp({ db, redis, env, holdPlaced }),
+    await createTestApp({ db, redis, env, holdPlaced }),
+  ];
+  workers = await startWorkers({
+    db: db.db,
+    env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix, HOLDFAST_SWEEP_INTERVAL_MS: 600_000 }),
+    logger: createLogger("silent"),
+    redis,
+  });
+});
+
+afterAll(async () => {
+  try {
+    await workers?.close();
+    await producer?.close();
+    for (const api of apis) await api.close();
+    if (db) await db.drop();
+  } finally {
+    await cluster?.stop();
+  }
+});
+
+/** Round-robin over the two API instances, as a load balancer would. */
+let next = 0;
+const call: TestApp["call"] = (...args) => apis[next++ % apis.length]!.call(...args);
+
+describe("on Citus with a Redis Cluster", () => {
+  it("holdfast migrate distributed the account tables by bucket, colocated, and promotions everywhere", async () => {
+    const tables = await db.sql<{ name: string; method: string; colocation: number }[]>`
+      SELECT logicalrelid::regclass::text AS name, partmethod AS method, colocationid AS colocation
+        FROM pg_dist_partition ORDER BY 1`;
+    const distributed = tables.filter((t) => t.method === "h");
+    expect(distributed.map((t) => t.name).sort()).toEqual([
+      "accounts",
+      "entries",
+      "holds",
+      "idempotency_keys",
+      "ledger_transactions",
+      "redemptions",
+    ]);
+    expect(new Set(distributed.map((t) => t.colocation)).size).toBe(1);
+    expect(tables.find((t) => t.name === "promotions")?.method).toBe("n");
+  });
+
+  it("a mixed workload from two API instances and the workers: no two-phase commit, no multi-shard query", async () => {
+    const ids = Array.from({ length: 24 }, (_, i) => `scale-${i}`);
+    // The accounts land on both workers.
+    const shards = await db.sql<{ shard: number }[]>`
+      SELECT DISTINCT get_shard_id_for_distribution_column('accounts', x.b)::int8 AS shard
+        FROM jsonb_array_elements_text(${JSON.stringify(ids.map(bucketOf))}::jsonb) AS b(t),
+             LATERAL (SELECT t::int AS b) x`;
+    expect(shards.length).toBeGreaterThan(4);
+
+    const before = await distributedCounters(db.sql);
+    const created = await Promise.all(
+      ids.map((id) => call("POST", "/v1/accounts", { token: SERVICE, body: { id } })),
+    );
+    expect(created.map((r) => r.status)).toEqual(ids.map(() => 201));
+    const credited = await Promise.all(
+      ids.map((id) =>
+        call("POST", `/v1/accounts/${id}/credits`, {
+          token: ADMIN,
+          key: randomUUID(),
+          body: { amount: 100 },
+        }),
+      ),
+    );
+    expect(credited.map((r) => r.status)).toEqual(ids.map(() => 201));
+
+    // Four purchases per account, all in flight at once; the last of each expires in a second.
+    const purchases = await Promise.all(
+      ids.flatMap((accountId) =>
+        [0, 1, 2, 3].map((n) =>
+          call("POST", "/v1/purchases", {
+            token: SERVICE,
+            key: randomUUID(),
+            body: { accountId, amount: 10 + n, ...(n === 3 ? { expiresInSeconds: 1 } : {}) },
+          }),
+        ),
+      ),
+    );
+    expect(purchases.map((r) => r.status)).toEqual(purchases.map(() => 201));
+    const holds = purchases.map((r) => r.json.hold as { id: string; amount: number });
+    const byKind = (n: number) => holds.filter((_, i) => i % 4 === n);
+
+    const settled = await Promise.all(
+      byKind(0).map((h) =>
+        call("POST", `/v1/holds/${h.id}/settle`, { token: SERVICE, body: { amount: 5 } }),
+      ),
+    );
+    const released = await Promise.all(
+      byKind(1).map((h) =>
+        call("POST", `/v1/holds/${h.id}/release`, {
+          token: SERVICE,
+          body: { reason: "cancelled" },
+        }),
+      ),
+    );
+    expect([...settled, ...released].map((r) => r.status)).toEqual(
+      [...settled, ...released].map(() => 200),
+    );
+    // The expire worker ends the holds of the fourth purchases.
+    await waitFor(
+      async () => {
+        const now = await Promise.all(byKind(3).map((h) => getHold(db.db, h.id)));
+        return now.every((h) => h.status === "expired");
+      },
+      { what: "the short holds to expire", timeoutMs: 30_000 },
+    );
+    const after = await distributedCounters(db.sql);
+
+    expect(after.two_phase - before.two_phase).toBe(0);
+    expect(after.multi - before.multi).toBe(0);
+    // 24 × (create, credit) + 96 purchases + 24 settles + 24 releases + 24 expiries, at least.
+    expect(after.single - before.single).toBeGreaterThan(200);
+
+    const balances = await Promise.all(
+      ids.map((id) => call("GET", `/v1/accounts/${id}`, { token: SERVICE })),
+    );
+    for (const r of balances) {
+      // 100 − 5 settled; the second purchase released, the fourth expired; the third (12) held.
+      expect(r.json).toMatchObject({ settled: 95, held: 12, available: 83 });
+    }
+    const revenue = await call("GET", "/v1/accounts/@revenue", { token: ADMIN });
+    expect(revenue.json.settled).toBe(24 * 5);
+    await expectLedgerConsistent(db.db);
+  });
+
+  it("the counters see a two-phase commit: one transaction that updates accounts of two workers", async () => {
+    const byNode = new Map<number, { id: string; bucket: number }>();
+    for (let i = 0; i < 24; i++) {
+      const account = { id: `scale-${i}`, bucket: bucketOf(`scale-${i}`) };
+      const [placement] = await db.sql<{ port: number }[]>`
+        SELECT nodeport AS port FROM pg_dist_shard_placement
+         WHERE shardid = get_shard_id_for_distribution_column('accounts', ${account.bucket}::int)`;
+      byNode.set(placement!.port, account);
+    }
+    const [a, b] = [...byNode.values()];
+    expect(b).toBeDefined();
+    const before = await distributedCounters(db.sql);
+    await db.sql.begin(async (sql) => {
+      await sql`UPDATE accounts SET metadata = metadata WHERE bucket = ${a!.bucket} AND id = ${a!.id}`;
+      await sql`UPDATE accounts SET metadata = metadata WHERE bucket = ${b!.bucket} AND id = ${b!.id}`;
+    });
+    const after = await distributedCounters(db.sql);
+    expect(after.two_phase - before.two_phase).toBe(2);
+  });
+});

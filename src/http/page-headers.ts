@@ -20,7 +20,6 @@ export const panelHeaders = secureHeaders({
     ...SAME_ORIGIN,
     defaultSrc: ["'none'"],
     styleSrc: [NONCE],
-    imgSrc: ["'self'"],
   },
 });
 

@@ -34,6 +34,7 @@ a { color: #0550ae; }
 table { border-collapse: collapse; margin: .5rem 0; }
 th, td { text-align: left; padding: .3rem .8rem .3rem 0; border-bottom: 1px solid #d0d7de; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
+td:last-child { white-space: nowrap; }
 caption { text-align: left; font-weight: 600; padding: .3rem 0; }
 code { font-size: .85rem; }
 form { display: flex; gap: 1rem; align-items: end; flex-wrap: wrap; }
@@ -245,6 +246,8 @@ export function HoldsPage(props: HoldsPageProps) {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="robots" content="noindex" />
+        {/* An empty icon: without one the browser asks for /favicon.ico, a 404 in the console. */}
+        <link rel="icon" href="data:," />
         <title>holdfast · holds</title>
         <style nonce={props.nonce}>{raw(CSS)}</style>
       </head>

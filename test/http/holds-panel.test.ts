@@ -404,6 +404,7 @@ describe("dashboard write actions", () => {
       expect(await producer.queues.expire.isPaused()).toBe(true);
       expect(logged).toContainEqual(
         expect.objectContaining({
+          level: 40,
           audit: "dashboard",
           operator: "jane.doe",
           method: "PUT",

@@ -17,9 +17,21 @@ import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 import { promotionRoutes } from "./promotions/routes.ts";
+import { HEADERS } from "./responses.ts";
 import { createWritePath } from "./write-path.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+
+const DESCRIPTION = [
+  "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; `code` is the contract.",
+  "Every response carries `X-Request-Id` and `X-Content-Type-Options: nosniff`. A path not",
+  "listed here answers 404 `not_found` (under /v1/, 401 `unauthorized` without a token and",
+  "413 `payload_too_large` for a body over 64 KiB come first); a method a listed path does",
+  "not take answers 405 `method_not_allowed` with an `Allow` header.",
+].join(" ");
+
+/** No public licence: an SPDX LicenseRef (OpenAPI 3.1 `identifier`) names it without a URL. */
+const LICENSE = { name: "Proprietary", identifier: "LicenseRef-Proprietary" };
 
 /** Routers mounted under the app; later resources (holds, promotions, dashboard) join here. */
 export type Mount = (app: OpenAPIHono<AppEnv>) => void;
@@ -139,13 +151,18 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
     type: "http",
     scheme: "bearer",
   });
+  for (const [name, header] of Object.entries(HEADERS)) {
+    app.openAPIRegistry.registerComponent("headers", name, header);
+  }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
       title: "holdfast",
       version: "1.0.0",
-      description: "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; see `code`.",
+      description: DESCRIPTION,
+      license: LICENSE,
     },
+    servers: [{ url: "/", description: "the server that serves this document" }],
   });
   app.get("/docs", swaggerUI({ url: "/openapi.json", title: "holdfast API" }));
 

@@ -6,7 +6,7 @@ import { pausedExpiryQueues } from "../../workers/paused-queues.ts";
 import type { AppEnv } from "../context.ts";
 import { problem } from "../problem.ts";
 import { render, send } from "../respond.ts";
-import { jsonResponse, problems } from "../schemas.ts";
+import { jsonResponse, problems } from "../responses.ts";
 
 const READY_TIMEOUT_MS = 2000;
 
@@ -52,21 +52,25 @@ const Ready = z
   .openapi("Readiness");
 
 const healthz = createRoute({
+  operationId: "getHealth",
   method: "get",
   path: "/healthz",
   tags: ["operations"],
+  security: [],
   summary: "The process is up",
   responses: { 200: jsonResponse(Status, "Up") },
 });
 
 const readyz = createRoute({
+  operationId: "getReadiness",
   method: "get",
   path: "/readyz",
   tags: ["operations"],
+  security: [],
   summary: "Postgres and Redis are reachable; degraded while expiry is paused",
   responses: {
     200: jsonResponse(Ready, "Ready"),
-    ...problems(503),
+    ...problems(["unavailable"]),
   },
 });
 

@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -12,6 +11,7 @@ import { accountRoutes } from "./accounts/routes.ts";
 import { authenticate } from "./auth.ts";
 import { limitBody } from "./body-limit.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
+import { serveDocs } from "./docs.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
@@ -164,7 +164,7 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
     },
     servers: [{ url: "/", description: "the server that serves this document" }],
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "holdfast API" }));
+  serveDocs(app);
 
   app.notFound((c) =>
     sendProblem(

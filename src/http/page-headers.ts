@@ -36,3 +36,15 @@ export const dashboardHeaders = secureHeaders({
     connectSrc: ["'self'"],
   },
 });
+
+/** /docs: swagger-ui's bundle and its initialiser from this origin; it sets style attributes. */
+export const docsHeaders = secureHeaders({
+  contentSecurityPolicy: {
+    ...SAME_ORIGIN,
+    defaultSrc: ["'none'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    connectSrc: ["'self'"],
+    formAction: ["'none'"],
+  },
+});

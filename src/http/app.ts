@@ -25,9 +25,9 @@ export const MAX_BODY_BYTES = 64 * 1024;
 const DESCRIPTION = [
   "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; `code` is the contract.",
   "Every response carries `X-Request-Id` and `X-Content-Type-Options: nosniff`. A path not",
-  "listed here answers 404 `not_found` (under /v1/, 401 `unauthorized` without a token and",
-  "413 `payload_too_large` for a body over 64 KiB come first); a method a listed path does",
-  "not take answers 405 `method_not_allowed` with an `Allow` header.",
+  "listed here answers 404 `not_found`, and a method a listed path does not take answers 405",
+  "`method_not_allowed` with an `Allow` header; under /v1/, 413 `payload_too_large` for a",
+  "body over 64 KiB and 401 `unauthorized` without a valid token come first.",
 ].join(" ");
 
 /** No public licence: an SPDX LicenseRef (OpenAPI 3.1 `identifier`) names it without a URL. */

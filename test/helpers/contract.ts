@@ -57,8 +57,8 @@ const AMBIENT_HEADERS = new Set([
 /** Served by the app but not API operations: the document itself, its reader, metrics, dashboards. */
 const OUTSIDE_THE_API = [/^\/openapi\.json$/, /^\/docs(\/|$)/, /^\/metrics$/, /^\/admin(\/|$)/];
 
-/** What a path with no operation answers, as the document's description says. */
-const NO_ROUTE_CODES = ["not_found", "unauthorized", "payload_too_large"] as const;
+/** Under /v1/, what the document's description says comes before a 404 or 405. */
+const V1_FIRST = ["payload_too_large", "unauthorized"];
 
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -114,7 +114,7 @@ class Contract {
     if (!route) return this.noRoute(path, res);
     const item = this.doc.paths[route.template]!;
     const operation = item[verb];
-    if (!operation) return this.wrongMethod(item, res);
+    if (!operation) return this.wrongMethod(path, item, res);
 
     const status = String(res.status);
     const responseKey = [status, `${status[0]}XX`, "default"].find((k) => k in operation.responses);
@@ -188,12 +188,19 @@ class Contract {
 
   /** A path the document does not list: a problem with one of the codes it says. */
   private noRoute(path: string, res: ContractResponse): string[] {
-    return this.problem(res, NO_ROUTE_CODES, `${path} is not in the document`);
+    const codes = ["not_found", ...(path.startsWith("/v1/") ? V1_FIRST : [])];
+    return this.problem(res, codes, `${path} is not in the document`);
   }
 
   /** A listed path, a method it does not take: 405 with an Allow naming the listed methods. */
-  private wrongMethod(item: Record<string, Operation>, res: ContractResponse): string[] {
-    const out = this.problem(res, ["method_not_allowed"], "method not in the document");
+  private wrongMethod(
+    path: string,
+    item: Record<string, Operation>,
+    res: ContractResponse,
+  ): string[] {
+    const codes = ["method_not_allowed", ...(path.startsWith("/v1/") ? V1_FIRST : [])];
+    const out = this.problem(res, codes, "method not in the document");
+    if (res.status !== 405) return out;
     const listed = METHODS.filter((m) => m in item).map((m) => m.toUpperCase());
     if (listed.includes("GET")) listed.push("HEAD");
     const allow = (res.headers.get("allow") ?? "").split(/,\s*/).filter(Boolean);

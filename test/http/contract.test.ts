@@ -143,6 +143,8 @@ describe("answers the document declares, from the real app", () => {
       token: SERVICE,
     });
     expect(put.status).toBe(405);
+    const anonymousWrongMethod = await t.call("POST", "/v1/holds/settle", { token: null });
+    expect(anonymousWrongMethod.status).toBe(401);
     expect((await t.call("GET", "/v2/nothing", { token: null })).status).toBe(404);
   });
 });

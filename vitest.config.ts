@@ -15,6 +15,8 @@ export default defineConfig({
           name: "default",
           include: ["test/**/*.test.ts"],
           exclude: ["test/chaos/**"],
+          // Fails a test that received a response the OpenAPI document does not declare.
+          setupFiles: ["./test/helpers/contract-setup.ts"],
           testTimeout: 30_000,
           hookTimeout: 60_000,
           // Files run in parallel; each gets its own database and Redis key prefix.

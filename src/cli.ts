@@ -85,16 +85,32 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
         { batchedScheduler },
         { startServer },
         ui,
+        panel,
+        { collectHoldGauges },
+        { holdStats },
+        { queuePauses },
       ] = await Promise.all([
         import("./workers/producer.ts"),
         import("./workers/collect-queue-depth.ts"),
         import("./workers/schedule-hold.ts"),
         import("./process/server.ts"),
         import("./http/dashboard.ts"),
+        import("./http/admin/holds-panel.ts"),
+        import("./metrics.ts"),
+        import("./reservations/hold-stats.ts"),
+        import("./workers/paused-queues.ts"),
       ]);
       producer = await connectProducer(target, env.HOLDFAST_QUEUE_PREFIX);
       const { queues } = producer;
-      stopDepth = collectQueueDepth(queues.all);
+      const stopDepthOnly = collectQueueDepth(queues.all);
+      const stopHoldGauges = collectHoldGauges({
+        stats: () => holdStats(handle.db),
+        pauses: () => queuePauses(queues.all),
+      });
+      stopDepth = () => {
+        stopDepthOnly();
+        stopHoldGauges();
+      };
       const fulfilment = env.FULFILMENT_URL !== undefined;
       server = await startServer(
         {
@@ -103,8 +119,12 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
           env,
           logger,
           holdPlaced: batchedScheduler(queues, { fulfilment }),
+          queues: queues.all,
         },
-        [ui.dashboard(queues.all)],
+        [
+          ui.dashboard(queues.all, { opsToken: env.HOLDFAST_OPS_TOKEN }),
+          panel.holdsPanel(queues.all, { fulfilment }),
+        ],
       );
     }
     if (parts.workers) {

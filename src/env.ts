@@ -57,6 +57,13 @@ const EnvFields = z.object({
   HOLDFAST_BATCH_MAX: z.coerce.number().int().min(1).max(1000).default(64),
   HOLDFAST_QUEUE_PREFIX: z.string().min(1).default("{holdfast}"),
   HOLDFAST_FULFIL_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(100),
+  /** 1: /readyz answers 503 while expiry is paused, so a load balancer or probe acts on it. */
+  HOLDFAST_READY_STRICT: z
+    .enum(["0", "1"])
+    .default("0")
+    .transform((v) => v === "1"),
+  /** The dashboard's write actions (break-glass); unset, nobody can retry, pause or delete. */
+  HOLDFAST_OPS_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: LogLevel.default("info"),
 });
 
@@ -119,6 +126,15 @@ export function parseEnv(source: NodeJS.ProcessEnv = process.env): {
   if (env.HOLDFAST_ADMIN_TOKEN === env.HOLDFAST_SERVICE_TOKEN) {
     throw new EnvError(
       "invalid environment variable HOLDFAST_SERVICE_TOKEN: must differ from HOLDFAST_ADMIN_TOKEN",
+    );
+  }
+  // A break-glass credential equal to a daily one would give every admin the write actions.
+  if (
+    env.HOLDFAST_OPS_TOKEN !== undefined &&
+    [env.HOLDFAST_ADMIN_TOKEN, env.HOLDFAST_SERVICE_TOKEN].includes(env.HOLDFAST_OPS_TOKEN)
+  ) {
+    throw new EnvError(
+      "invalid environment variable HOLDFAST_OPS_TOKEN: must differ from the admin and service tokens",
     );
   }
   return { env, warnings };

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { HoldStats } from "./reservations/hold-stats.ts";
 
 /** One registry per process, shared by the API and the workers when they run together. */
 export const registry = new Registry();
@@ -79,4 +80,88 @@ export const queueDepth = new Gauge({
 export function onQueueDepthScrape(collect: () => Promise<void>): () => void {
   depthCollectors.add(collect);
   return () => depthCollectors.delete(collect);
+}
+
+type HoldGaugeStats = Pick<HoldStats, "pending" | "coinsHeld" | "overdue">;
+
+/** Where the hold gauges read from: the process that has the database and the queues. */
+export interface HoldGaugeSource {
+  /** holdStats on the process's database: the panel's figures, by the same query. */
+  stats: () => Promise<HoldGaugeStats>;
+  pauses: () => Promise<{ queue: string; paused: boolean }[]>;
+}
+
+let holdGaugeSource: HoldGaugeSource | undefined;
+let statsInFlight: Promise<HoldGaugeStats | undefined> | undefined;
+
+/**
+ * One holdStats query per scrape, shared by the three gauges that show it (prom-client collects
+ * every metric of a scrape concurrently). Undefined when the process has no source or the read
+ * failed.
+ */
+function scrapeHoldStats() {
+  if (!holdGaugeSource) return Promise.resolve(undefined);
+  statsInFlight ??= holdGaugeSource
+    .stats()
+    .catch(() => undefined)
+    .finally(() => {
+      statsInFlight = undefined;
+    });
+  return statsInFlight;
+}
+
+/** A gauge of one holdStats figure; NaN while the database cannot answer, not a stale value. */
+const holdStatGauge = (name: string, help: string, pick: (s: HoldGaugeStats) => number) => {
+  const gauge: Gauge = new Gauge({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      if (!holdGaugeSource) return;
+      const stats = await scrapeHoldStats();
+      gauge.set(stats ? pick(stats) : Number.NaN);
+    },
+  });
+  return gauge;
+};
+
+export const holdsPending = holdStatGauge(
+  "holdfast_holds_pending",
+  "Pending holds (from Postgres)",
+  (s) => s.pending,
+);
+export const coinsHeld = holdStatGauge(
+  "holdfast_coins_held",
+  "Coins reserved by pending holds (from Postgres)",
+  (s) => Number(s.coinsHeld),
+);
+export const holdsOverdue = holdStatGauge(
+  "holdfast_holds_overdue",
+  "Pending holds past their deadline: expiry is behind (from Postgres)",
+  (s) => s.overdue,
+);
+
+/** 1 while a hold queue is paused (BullMQ's flag); a paused expire or sweep stops expiry. */
+export const queuePaused = new Gauge({
+  name: "holdfast_queue_paused",
+  help: "1 while the hold queue is paused",
+  labelNames: ["queue"] as const,
+  registers: [registry],
+  async collect() {
+    if (!holdGaugeSource) return;
+    try {
+      for (const { queue, paused } of await holdGaugeSource.pauses())
+        queuePaused.set({ queue }, paused ? 1 : 0);
+    } catch {
+      queuePaused.reset();
+    }
+  },
+});
+
+/** Makes the hold gauges read `source` on each scrape; returns the removal. */
+export function collectHoldGauges(source: HoldGaugeSource): () => void {
+  holdGaugeSource = source;
+  return () => {
+    if (holdGaugeSource === source) holdGaugeSource = undefined;
+  };
 }

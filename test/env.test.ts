@@ -74,3 +74,27 @@ describe("REDIS_CLUSTER_NODES", () => {
     expect(hasHashTag("{")).toBe(false);
   });
 });
+
+describe("HOLDFAST_READY_STRICT and HOLDFAST_OPS_TOKEN", () => {
+  it("READY_STRICT is 0 or 1, off by default", () => {
+    expect(parse({}).HOLDFAST_READY_STRICT).toBe(false);
+    expect(parse({ HOLDFAST_READY_STRICT: "1" }).HOLDFAST_READY_STRICT).toBe(true);
+    expect(() => parse({ HOLDFAST_READY_STRICT: "yes" })).toThrow(
+      /invalid environment variable HOLDFAST_READY_STRICT/,
+    );
+  });
+
+  it("the ops token is optional, at least 16 characters, and unlike the admin and service tokens", () => {
+    expect(parse({}).HOLDFAST_OPS_TOKEN).toBeUndefined();
+    expect(parse({ HOLDFAST_OPS_TOKEN: "ops-token-0123456789" }).HOLDFAST_OPS_TOKEN).toBe(
+      "ops-token-0123456789",
+    );
+    expect(() => parse({ HOLDFAST_OPS_TOKEN: "short" })).toThrow(
+      /invalid environment variable HOLDFAST_OPS_TOKEN/,
+    );
+    for (const token of Object.values(TOKENS))
+      expect(() => parse({ HOLDFAST_OPS_TOKEN: token })).toThrow(
+        /HOLDFAST_OPS_TOKEN: must differ from the admin and service tokens/,
+      );
+  });
+});

@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -12,14 +11,27 @@ import { accountRoutes } from "./accounts/routes.ts";
 import { authenticate } from "./auth.ts";
 import { limitBody } from "./body-limit.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
+import { serveDocs } from "./docs.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 import { promotionRoutes } from "./promotions/routes.ts";
+import { HEADERS } from "./responses.ts";
 import { createWritePath } from "./write-path.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+
+const DESCRIPTION = [
+  "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; `code` is the contract.",
+  "Every response carries `X-Request-Id` and `X-Content-Type-Options: nosniff`. A path not",
+  "listed here answers 404 `not_found`, and a method a listed path does not take answers 405",
+  "`method_not_allowed` with an `Allow` header; under /v1/, 413 `payload_too_large` for a",
+  "body over 64 KiB and 401 `unauthorized` without a valid token come first.",
+].join(" ");
+
+/** No public licence: an SPDX LicenseRef (OpenAPI 3.1 `identifier`) names it without a URL. */
+const LICENSE = { name: "Proprietary", identifier: "LicenseRef-Proprietary" };
 
 /** Routers mounted under the app; later resources (holds, promotions, dashboard) join here. */
 export type Mount = (app: OpenAPIHono<AppEnv>) => void;
@@ -139,15 +151,20 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
     type: "http",
     scheme: "bearer",
   });
+  for (const [name, header] of Object.entries(HEADERS)) {
+    app.openAPIRegistry.registerComponent("headers", name, header);
+  }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
       title: "holdfast",
       version: "1.0.0",
-      description: "Escrow ledger for in-app coins. Errors are RFC 9457 problem+json; see `code`.",
+      description: DESCRIPTION,
+      license: LICENSE,
     },
+    servers: [{ url: "/", description: "the server that serves this document" }],
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json", title: "holdfast API" }));
+  serveDocs(app);
 
   app.notFound((c) =>
     sendProblem(

@@ -67,3 +67,35 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
     throw new HttpError("forbidden", "this endpoint needs the admin token");
   await next();
 };
+
+/** The admin's HTML pages: the admin bearer token, or HTTP Basic admin:<admin token>. */
+export const adminPage = [authenticate({ basic: true }), requireAdmin] as const;
+
+/** Who may be named as the operator of a write action: what a log line can hold safely. */
+const OPERATOR = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/;
+
+/**
+ * The break-glass credential: HTTP Basic with the operator's name as user and the ops token as
+ * password. The name is not verified (everyone on call shares the token); it is what the audit
+ * log records as who acted. A realm of its own, so a browser does not offer the admin's
+ * credentials, which would be refused here.
+ */
+export function authenticateOps(opsToken: string): MiddlewareHandler<AppEnv> {
+  const expected = digest(opsToken);
+  return async (c, next) => {
+    const basic = /^Basic\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
+    const decoded = basic ? Buffer.from(basic[1]!, "base64").toString() : "";
+    const colon = decoded.indexOf(":");
+    const operator = decoded.slice(0, Math.max(colon, 0));
+    const valid = timingSafeEqual(digest(decoded.slice(colon + 1)), expected);
+    if (colon <= 0 || !valid || !OPERATOR.test(operator)) {
+      c.header("WWW-Authenticate", 'Basic realm="holdfast-ops", charset="UTF-8"');
+      throw new HttpError(
+        "unauthorized",
+        "HTTP Basic with your name as user and HOLDFAST_OPS_TOKEN as password is required",
+      );
+    }
+    c.set("operator", operator);
+    await next();
+  };
+}

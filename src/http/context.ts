@@ -1,3 +1,4 @@
+import type { Queue } from "bullmq";
 import type { Database } from "../db/client.ts";
 import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
@@ -19,15 +20,22 @@ export interface AppDeps {
     | "HOLDFAST_BATCH_WINDOW_MS"
     | "HOLDFAST_BATCH_MAX"
     | "HOLDFAST_QUEUE_PREFIX"
-  >;
+  > &
+    Partial<Pick<Env, "HOLDFAST_READY_STRICT">>;
   logger: Logger;
   /** Enqueues a new hold's jobs (expire, fulfil); absent when no queue is wired in. */
   holdPlaced?: (hold: Hold) => Promise<void>;
+  /** The hold queues, for /readyz to see a paused expiry; absent when no queue is wired in. */
+  queues?: Queue[];
 }
 
 export interface AppEnv {
   Variables: {
     role: Role;
+    /** Who the ops credential's user said they are, for the audit log of write actions. */
+    operator: string;
+    /** Set by secureHeaders' NONCE: the holds panel's <style> carries it. */
+    secureHeadersNonce?: string;
     requestId: string;
     deps: AppDeps;
     writes: WritePath;

@@ -45,7 +45,9 @@ export const Metadata = z
     const problem = metadataProblem(m, 1);
     if (problem) ctx.addIssue({ code: "custom", message: problem });
   })
-  .openapi({ type: "object", example: { source: "checkout" } });
+  // Not a registered component: zod-to-openapi renders a registered schema's .nullable() as
+  // a bare $ref (and makes the component itself nullable), so `null` would be undeclared.
+  .openapi({ description: "A JSON object, at most 50 keys", example: { source: "checkout" } });
 
 export const Reason = Text(500);
 
@@ -74,7 +76,17 @@ export const Account = z
     metadata: Metadata.nullable(),
     createdAt: Timestamp,
   })
-  .openapi("Account");
+  .openapi("Account", {
+    description: "available = settled − held; held is the sum of the pending holds",
+    example: {
+      id: "alice",
+      settled: 50,
+      held: 20,
+      available: 30,
+      metadata: null,
+      createdAt: "2026-11-23T18:00:00.000Z",
+    },
+  });
 
 export const Entry = z
   .object({
@@ -91,7 +103,18 @@ export const Entry = z
     createdAt: Timestamp,
     metadata: Metadata.nullable(),
   })
-  .openapi("Entry");
+  .openapi("Entry", {
+    example: {
+      seq: 2,
+      transactionId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f51",
+      kind: "purchase",
+      amount: -20,
+      settledAfter: 30,
+      holdId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+      createdAt: "2026-11-23T18:05:00.000Z",
+      metadata: null,
+    },
+  });
 
 export const pageOf = <T extends z.ZodType>(item: T, name: string) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
@@ -117,30 +140,6 @@ export const PageQuery = z.strictObject({
   cursor: cursorParam(decodeNumericCursor),
 });
 
-export const Problem = z
-  .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string(),
-    code: z.string(),
-    requestId: z.string(),
-    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
-  })
-  .openapi("Problem");
-
-const problemContent = { "application/problem+json": { schema: Problem } };
-
-/** OpenAPI response entries for the error statuses a route can answer. */
-export function problems(...statuses: number[]) {
-  return Object.fromEntries(
-    statuses.map((s) => [
-      s,
-      { description: `problem+json (see \`code\`)`, content: problemContent },
-    ]),
-  );
-}
-
 /** Checked by idempotent() rather than here, so that a missing key gets its own error code. */
 export const IdempotencyHeader = (required: boolean) =>
   z.object({
@@ -155,10 +154,5 @@ export const IdempotencyHeader = (required: boolean) =>
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,
-  content: { "application/json": { schema } },
-});
-
-export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
   content: { "application/json": { schema } },
 });

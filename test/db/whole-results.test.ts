@@ -9,6 +9,7 @@ import { listEntries } from "../../src/ledger/list-entries.ts";
 import { createLogger } from "../../src/logger.ts";
 import { connectRedis } from "../../src/process/connections.ts";
 import { SERVICE, testEnv } from "../helpers/app.ts";
+import { checkResponses } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { fundedAccount } from "../helpers/ledger.ts";
 import { type Damage, sparseDatabase, sparseDriver } from "../helpers/sparse-driver.ts";
@@ -74,6 +75,7 @@ describe.each<Damage>(["holes", "short"])("a driver that answers with %s", (dama
       env: testEnv(),
       logger: createLogger("silent"),
     });
+    checkResponses(app);
     const headers = { authorization: `Bearer ${SERVICE}`, "content-type": "application/json" };
     const account = await fundedAccount(db.db, `buyer-${damage}`, 50);
     const read = await app.request(`/v1/accounts/${account}`, { headers });

@@ -4,6 +4,7 @@ import { createApp, type Mount } from "../../src/http/app.ts";
 import type { AppDeps } from "../../src/http/context.ts";
 import { createLogger } from "../../src/logger.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "../../src/process/connections.ts";
+import { checkResponses } from "./contract.ts";
 import { createTestDatabase, type TestDatabase } from "./db.ts";
 import { REDIS_URL } from "./urls.ts";
 
@@ -51,7 +52,10 @@ export const testEnv = (): Env =>
     LOG_LEVEL: "silent",
   }) as Env;
 
-/** The real app on a private database, called in-process through app.request(). */
+/**
+ * The real app on a private database, called in-process through app.request(), whose every
+ * response is checked against the served OpenAPI document (contract.ts).
+ */
 export async function createTestApp(
   options: {
     mounts?: Mount[];
@@ -69,6 +73,7 @@ export async function createTestApp(
     { db: db.db, redis, env, logger: createLogger("silent"), holdPlaced: options.holdPlaced },
     options.mounts ?? [],
   );
+  checkResponses(app);
   return {
     db,
     redis,

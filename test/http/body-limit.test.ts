@@ -4,6 +4,7 @@ import { createLogger } from "../../src/logger.ts";
 import { connectRedis } from "../../src/process/connections.ts";
 import { type RunningServer, startServer } from "../../src/process/server.ts";
 import { ADMIN, testEnv } from "../helpers/app.ts";
+import { expectContract } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
 
@@ -54,13 +55,16 @@ function post(body: string, framing: "content-length" | "chunked") {
           res.on("data", (chunk) => {
             text += chunk;
           });
-          res.on("end", () =>
-            resolve({
-              status: res.statusCode ?? 0,
-              type: res.headers["content-type"],
-              json: JSON.parse(text),
-            }),
-          );
+          res.on("end", () => {
+            const headers = new Headers();
+            for (const [name, value] of Object.entries(res.headers))
+              if (value !== undefined) headers.set(name, String(value));
+            const status = res.statusCode ?? 0;
+            expectContract("POST", "/v1/accounts", { status, headers, text }).then(
+              () => resolve({ status, type: res.headers["content-type"], json: JSON.parse(text) }),
+              reject,
+            );
+          });
         },
       );
       req.on("error", reject);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { contractFetch } from "../helpers/contract.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 import { type ServeProcess, spawnServe } from "../helpers/processes.ts";
 
@@ -226,7 +227,7 @@ describe("several API processes", () => {
     // Per account: 6 purchases of 4 coins (only 2 fit), spread over both processes.
     const requests = accounts.flatMap((id) =>
       Array.from({ length: 6 }, (_, i) =>
-        fetch(`${servers[i % 2]!.baseUrl}/v1/purchases`, {
+        contractFetch(`${servers[i % 2]!.baseUrl}/v1/purchases`, {
           method: "POST",
           headers: {
             authorization: `Bearer ${SERVICE}`,

@@ -79,8 +79,7 @@ describe("the dashboard in a real browser", () => {
     page.on("response", (r) => {
       if (r.url().startsWith(base) && r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
     });
-    // Not "load": the page links a web font from Google, which this test must not depend on.
-    const response = await page.goto(`${base}/admin/queues`, { waitUntil: "domcontentloaded" });
+    const response = await page.goto(`${base}/admin/queues`, { waitUntil: "load" });
     expect(response?.status()).toBe(200);
     for (const name of ["holds-expire", "holds-fulfil", "holds-sweep"])
       await page.getByText(name, { exact: true }).first().waitFor({ timeout: 20_000 });

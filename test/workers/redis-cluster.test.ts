@@ -13,6 +13,7 @@ import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
 import { sweepHolds } from "../../src/workers/sweep-holds.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { contractFetch } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 import { spawnServe } from "../helpers/processes.ts";
@@ -223,10 +224,10 @@ describe("on a 3-master Redis Cluster", () => {
     }
     const [serve, worker] = [served.value, working.value];
     try {
-      const ready = await fetch(`${serve.baseUrl}/readyz`);
+      const ready = await contractFetch(`${serve.baseUrl}/readyz`);
       expect(ready.status).toBe(200);
       await fundedAccount(db.db, "cluster-cli", 50);
-      const r = await fetch(`${serve.baseUrl}/v1/purchases`, {
+      const r = await contractFetch(`${serve.baseUrl}/v1/purchases`, {
         method: "POST",
         headers: {
           authorization: `Bearer ${SERVICE}`,

@@ -9,6 +9,7 @@ import type { AppEnv } from "../context.ts";
 import { idempotent, onAccount } from "../idempotency.ts";
 import { HttpError } from "../problem.ts";
 import { render, send } from "../respond.ts";
+import { IDEMPOTENT_CODES, jsonResponse, problems, V1_CODES } from "../responses.ts";
 import {
   Account,
   Amount,
@@ -16,11 +17,9 @@ import {
   Entry,
   IdempotencyHeader,
   jsonBody,
-  jsonResponse,
   Metadata,
   PageQuery,
   pageOf,
-  problems,
   Reason,
   UserAccountId,
   Uuid,
@@ -38,6 +37,7 @@ const tags = ["accounts"];
 const security = [{ bearer: [] }];
 
 const create = createRoute({
+  operationId: "createAccount",
   method: "post",
   path: "/v1/accounts",
   tags,
@@ -45,22 +45,27 @@ const create = createRoute({
   summary: "Open a user account",
   request: { headers: IdempotencyHeader(false), body: jsonBody(CreateAccountBody) },
   responses: {
-    201: jsonResponse(Account, "The new account"),
-    ...problems(400, 401, 409, 413, 422),
+    201: jsonResponse(Account, "The new account", { replayable: true }),
+    ...problems([...V1_CODES, ...IDEMPOTENT_CODES, "account_exists"], { replayable: true }),
   },
 });
 
 const get = createRoute({
+  operationId: "getAccount",
   method: "get",
   path: "/v1/accounts/{id}",
   tags,
   security,
   summary: "Read an account's settled, held and available balances",
   request: { params: z.object({ id: AnyAccountId }) },
-  responses: { 200: jsonResponse(Account, "The account"), ...problems(400, 401, 403, 404) },
+  responses: {
+    200: jsonResponse(Account, "The account"),
+    ...problems([...V1_CODES, "forbidden", "account_not_found"]),
+  },
 });
 
 const entries = createRoute({
+  operationId: "listEntries",
   method: "get",
   path: "/v1/accounts/{id}/entries",
   tags,
@@ -69,11 +74,12 @@ const entries = createRoute({
   request: { params: z.object({ id: AnyAccountId }), query: PageQuery },
   responses: {
     200: jsonResponse(pageOf(Entry, "EntryPage"), "A page of entries"),
-    ...problems(400, 401, 403, 404),
+    ...problems([...V1_CODES, "forbidden", "account_not_found"]),
   },
 });
 
 const credit = createRoute({
+  operationId: "creditAccount",
   method: "post",
   path: "/v1/accounts/{id}/credits",
   tags,
@@ -86,8 +92,18 @@ const credit = createRoute({
     body: jsonBody(CreditBody),
   },
   responses: {
-    201: jsonResponse(CreditResult, "The posted transaction"),
-    ...problems(400, 401, 403, 404, 409, 413, 422),
+    201: jsonResponse(CreditResult, "The posted transaction", { replayable: true }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "idempotency_key_required",
+        "forbidden",
+        "account_not_found",
+        "balance_limit_exceeded",
+      ],
+      { replayable: true },
+    ),
   },
 });
 

@@ -1,10 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Queue } from "bullmq";
 import { sql } from "drizzle-orm";
 import { registry } from "../../metrics.ts";
+import { pausedExpiryQueues } from "../../workers/paused-queues.ts";
 import type { AppEnv } from "../context.ts";
 import { problem } from "../problem.ts";
 import { render, send } from "../respond.ts";
-import { jsonResponse, problems } from "../schemas.ts";
+import { jsonResponse, problems } from "../responses.ts";
 
 const READY_TIMEOUT_MS = 2000;
 
@@ -28,31 +30,47 @@ async function probe(check: () => Promise<unknown>, what: string): Promise<"ok" 
   }
 }
 
+/** The paused queues that stop expiry; none when there are no queues or Redis cannot say. */
+async function expiryPaused(queues: Queue[] | undefined): Promise<string[]> {
+  if (!queues) return [];
+  try {
+    return await withTimeout(pausedExpiryQueues(queues), "redis");
+  } catch {
+    return [];
+  }
+}
+
 const Status = z.object({ status: z.literal("ok") }).openapi("Health");
 const Ready = z
   .object({
-    status: z.enum(["ok", "unavailable"]),
+    status: z.enum(["ok", "degraded", "unavailable"]),
     postgres: z.enum(["ok", "down"]),
     redis: z.enum(["ok", "down"]),
+    /** With status degraded: the paused queues that stop expiry (holds-expire, holds-sweep). */
+    paused: z.array(z.string()).optional(),
   })
   .openapi("Readiness");
 
 const healthz = createRoute({
+  operationId: "getHealth",
   method: "get",
   path: "/healthz",
   tags: ["operations"],
+  security: [],
   summary: "The process is up",
   responses: { 200: jsonResponse(Status, "Up") },
 });
 
 const readyz = createRoute({
+  operationId: "getReadiness",
   method: "get",
   path: "/readyz",
   tags: ["operations"],
-  summary: "Postgres and Redis are reachable",
+  security: [],
+  summary: "Postgres and Redis are reachable; degraded while expiry is paused",
   responses: {
     200: jsonResponse(Ready, "Ready"),
-    ...problems(503),
+    ...problems(["unavailable"]),
   },
 });
 
@@ -67,7 +85,20 @@ export const healthRoutes = new OpenAPIHono<AppEnv>()
       probe(() => redis.exists(`${env.HOLDFAST_QUEUE_PREFIX}:ready-probe`), "redis"),
     ]);
     if (postgres === "ok" && redisState === "ok") {
-      return c.json({ status: "ok" as const, postgres, redis: redisState }, 200);
+      const paused = await expiryPaused(c.get("deps").queues);
+      if (paused.length === 0)
+        return c.json({ status: "ok" as const, postgres, redis: redisState }, 200);
+      // Up, but holds stop expiring: a probe that restarts or drains on 503 cannot fix a
+      // paused queue, so only HOLDFAST_READY_STRICT=1 turns this into a 503.
+      if (!env.HOLDFAST_READY_STRICT)
+        return c.json({ status: "degraded" as const, postgres, redis: redisState, paused }, 200);
+      const body = {
+        ...problem("unavailable", `expiry is paused: ${paused.join(", ")}`, c.get("requestId")),
+        postgres,
+        redis: redisState,
+        paused,
+      };
+      return send(c, render(503, body));
     }
     const down = [postgres === "down" && "postgres", redisState === "down" && "redis"].filter(
       Boolean,

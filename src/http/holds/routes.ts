@@ -10,6 +10,7 @@ import { assertReadable } from "../accounts/routes.ts";
 import type { AppEnv } from "../context.ts";
 import { idempotent, idempotentOutcome, onAccount, onHold, REPLAYED } from "../idempotency.ts";
 import { render, send } from "../respond.ts";
+import { IDEMPOTENT_CODES, jsonResponse, problems, V1_CODES } from "../responses.ts";
 import {
   Account,
   Amount,
@@ -17,17 +18,42 @@ import {
   cursorParam,
   IdempotencyHeader,
   jsonBody,
-  jsonResponse,
   Metadata,
   PageQuery,
   pageOf,
-  problems,
   Reason,
   Text,
   Timestamp,
   UserAccountId,
   Uuid,
 } from "../schemas.ts";
+
+const PENDING_HOLD = {
+  id: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+  accountId: "alice",
+  amount: 20,
+  status: "pending",
+  settledAmount: null,
+  orderId: "42",
+  description: null,
+  metadata: null,
+  reason: null,
+  expiresAt: "2026-11-23T18:20:00.000Z",
+  createdAt: "2026-11-23T18:05:00.000Z",
+  resolvedAt: null,
+};
+const SETTLED_HOLD = {
+  ...PENDING_HOLD,
+  status: "settled",
+  settledAmount: 20,
+  resolvedAt: "2026-11-23T18:06:00.000Z",
+};
+const RELEASED_HOLD = {
+  ...PENDING_HOLD,
+  status: "released",
+  reason: "out of stock",
+  resolvedAt: "2026-11-23T18:06:00.000Z",
+};
 
 const HoldSchema = z
   .object({
@@ -44,7 +70,10 @@ const HoldSchema = z
     createdAt: Timestamp,
     resolvedAt: Timestamp.nullable(),
   })
-  .openapi("Hold");
+  .openapi("Hold", {
+    description: "settledAmount is null until the hold settles",
+    example: PENDING_HOLD,
+  });
 
 const PurchaseBody = z.strictObject({
   accountId: UserAccountId,
@@ -81,6 +110,7 @@ const tags = ["holds"];
 const security = [{ bearer: [] }];
 
 const purchase = createRoute({
+  operationId: "placePurchase",
   method: "post",
   path: "/v1/purchases",
   tags,
@@ -88,22 +118,36 @@ const purchase = createRoute({
   summary: "Place a hold that reserves coins for a purchase",
   request: { headers: IdempotencyHeader(true), body: jsonBody(PurchaseBody) },
   responses: {
-    201: jsonResponse(Purchase, "The pending hold and the account after it"),
-    ...problems(400, 401, 404, 409, 413, 422),
+    201: jsonResponse(Purchase, "The pending hold and the account after it", { replayable: true }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "idempotency_key_required",
+        "account_not_found",
+        "insufficient_funds",
+      ],
+      { replayable: true },
+    ),
   },
 });
 
 const get = createRoute({
+  operationId: "getHold",
   method: "get",
   path: "/v1/holds/{id}",
   tags,
   security,
   summary: "Read a hold",
   request: { params: HoldParams },
-  responses: { 200: jsonResponse(HoldSchema, "The hold"), ...problems(400, 401, 404) },
+  responses: {
+    200: jsonResponse(HoldSchema, "The hold"),
+    ...problems([...V1_CODES, "hold_not_found"]),
+  },
 });
 
 const settle = createRoute({
+  operationId: "settleHold",
   method: "post",
   path: "/v1/holds/{id}/settle",
   tags,
@@ -115,12 +159,22 @@ const settle = createRoute({
     body: optionalJson(SettleBody),
   },
   responses: {
-    200: jsonResponse(HoldSchema, "The settled hold"),
-    ...problems(400, 401, 404, 409, 422),
+    200: jsonResponse(HoldSchema, "The settled hold", { replayable: true, example: SETTLED_HOLD }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "hold_not_found",
+        "hold_not_pending",
+        "amount_exceeds_hold",
+      ],
+      { replayable: true },
+    ),
   },
 });
 
 const release = createRoute({
+  operationId: "releaseHold",
   method: "post",
   path: "/v1/holds/{id}/release",
   tags,
@@ -132,12 +186,18 @@ const release = createRoute({
     body: optionalJson(ReleaseBody),
   },
   responses: {
-    200: jsonResponse(HoldSchema, "The released hold"),
-    ...problems(400, 401, 404, 409),
+    200: jsonResponse(HoldSchema, "The released hold", {
+      replayable: true,
+      example: RELEASED_HOLD,
+    }),
+    ...problems([...V1_CODES, ...IDEMPOTENT_CODES, "hold_not_found", "hold_not_pending"], {
+      replayable: true,
+    }),
   },
 });
 
 const list = createRoute({
+  operationId: "listHolds",
   method: "get",
   path: "/v1/accounts/{id}/holds",
   tags,
@@ -146,7 +206,7 @@ const list = createRoute({
   request: { params: z.object({ id: AnyAccountId }), query: HoldListQuery },
   responses: {
     200: jsonResponse(pageOf(HoldSchema, "HoldPage"), "A page of holds"),
-    ...problems(400, 401, 403, 404),
+    ...problems([...V1_CODES, "forbidden", "account_not_found"]),
   },
 });
 

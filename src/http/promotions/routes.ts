@@ -13,13 +13,12 @@ import { requireAdmin } from "../auth.ts";
 import type { AppEnv } from "../context.ts";
 import { idempotent, onAccount } from "../idempotency.ts";
 import { render, send } from "../respond.ts";
+import { IDEMPOTENT_CODES, jsonResponse, problems, V1_CODES } from "../responses.ts";
 import {
   Account,
   Balance,
   IdempotencyHeader,
   jsonBody,
-  jsonResponse,
-  problems,
   Timestamp,
   UserAccountId,
   Uuid,
@@ -51,7 +50,17 @@ const PromotionSchema = z
     endsAt: Timestamp.nullable().openapi({ description: "exclusive" }),
     createdAt: Timestamp,
   })
-  .openapi("Promotion");
+  .openapi("Promotion", {
+    example: {
+      code: "DOUBLE",
+      multiplier: 2,
+      maxRedemptions: null,
+      redemptions: 0,
+      startsAt: null,
+      endsAt: "2026-12-01T00:00:00.000Z",
+      createdAt: "2026-11-23T18:00:00.000Z",
+    },
+  });
 
 const CreatePromotionBody = z
   .strictObject({
@@ -98,7 +107,27 @@ const RedemptionSchema = z
 
 const RedeemResult = z
   .object({ redemption: RedemptionSchema, account: Account })
-  .openapi("RedemptionResult");
+  .openapi("RedemptionResult", {
+    description: "Alice, 50 settled and a pending hold of 20, redeems DOUBLE",
+    example: {
+      redemption: {
+        code: "DOUBLE",
+        accountId: "alice",
+        basis: 50,
+        credited: 50,
+        transactionId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f52",
+        createdAt: "2026-11-23T18:10:00.000Z",
+      },
+      account: {
+        id: "alice",
+        settled: 100,
+        held: 20,
+        available: 80,
+        metadata: null,
+        createdAt: "2026-11-23T18:00:00.000Z",
+      },
+    },
+  });
 
 const CodeParams = z.object({ code: PromotionCode });
 
@@ -106,6 +135,7 @@ const tags = ["promotions"];
 const security = [{ bearer: [] }];
 
 const create = createRoute({
+  operationId: "createPromotion",
   method: "post",
   path: "/v1/promotions",
   tags,
@@ -114,22 +144,29 @@ const create = createRoute({
   middleware: [requireAdmin] as const,
   request: { headers: IdempotencyHeader(false), body: jsonBody(CreatePromotionBody) },
   responses: {
-    201: jsonResponse(PromotionSchema, "The new promotion"),
-    ...problems(400, 401, 403, 409, 413, 422),
+    201: jsonResponse(PromotionSchema, "The new promotion", { replayable: true }),
+    ...problems([...V1_CODES, ...IDEMPOTENT_CODES, "forbidden", "promotion_exists"], {
+      replayable: true,
+    }),
   },
 });
 
 const get = createRoute({
+  operationId: "getPromotion",
   method: "get",
   path: "/v1/promotions/{code}",
   tags,
   security,
   summary: "Read a promotion and its redemption count",
   request: { params: CodeParams },
-  responses: { 200: jsonResponse(PromotionSchema, "The promotion"), ...problems(400, 401, 404) },
+  responses: {
+    200: jsonResponse(PromotionSchema, "The promotion"),
+    ...problems([...V1_CODES, "promotion_not_found"]),
+  },
 });
 
 const redeem = createRoute({
+  operationId: "redeemPromotion",
   method: "post",
   path: "/v1/promotions/{code}/redemptions",
   tags,
@@ -140,8 +177,22 @@ const redeem = createRoute({
     "pending holds are not touched and later settle or release against the new balance.",
   request: { params: CodeParams, headers: IdempotencyHeader(true), body: jsonBody(RedeemBody) },
   responses: {
-    201: jsonResponse(RedeemResult, "The redemption and the account after it"),
-    ...problems(400, 401, 404, 409, 413, 422),
+    201: jsonResponse(RedeemResult, "The redemption and the account after it", {
+      replayable: true,
+    }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "idempotency_key_required",
+        "promotion_not_found",
+        "account_not_found",
+        "promotion_already_redeemed",
+        "promotion_inactive",
+        "balance_limit_exceeded",
+      ],
+      { replayable: true },
+    ),
   },
 });
 

@@ -14,7 +14,7 @@ export default defineConfig({
         test: {
           name: "default",
           include: ["test/**/*.test.ts"],
-          exclude: ["test/chaos/**"],
+          exclude: ["test/chaos/**", "test/scale/**"],
           // Fails a test that received a response the OpenAPI document does not declare.
           setupFiles: ["./test/helpers/contract-setup.ts"],
           testTimeout: 30_000,

@@ -204,11 +204,15 @@ export async function runClient(w: Workload, client: number, rng: Rng, running: 
     const done = mine.filter((o) => o.answer && o.kind !== "settle" && o.kind !== "release");
     if (done.length === 0) return purchase();
     const op = rng.pick(done);
+    // A key belongs to the account its request names: the other request is on the same
+    // account (another promotion for a redemption, another amount otherwise).
     const body = { ...(op.request.body as Record<string, unknown>) };
-    if (op.kind === "redeem")
-      body.accountId = rng.pick(w.accounts.filter((a) => a !== body.accountId));
-    else body.amount = (body.amount as number) + 1;
-    const again = await http.send({ ...op.request, body }, rng, w.opRetryMs);
+    let path = op.request.path;
+    if (op.kind === "redeem") {
+      const other = rng.pick(w.promotions.filter((p) => !path.includes(`/${p.code}/`)));
+      path = `/v1/promotions/${other.code}/redemptions`;
+    } else body.amount = (body.amount as number) + 1;
+    const again = await http.send({ ...op.request, path, body }, rng, w.opRetryMs);
     model.count(`reuse-${op.kind}`, again);
     if (again && (again.status !== 422 || again.json?.code !== "idempotency_key_reused"))
       model.violations.push(

@@ -38,7 +38,10 @@ DECLARE
   settled_now int8;
   held_now int8;
   seq_now int8;
-  accepted jsonb := '[]';
+  accepted_i int[] := '{}';
+  accepted_seq int8[] := '{}';
+  accepted_after int8[] := '{}';
+  accepted jsonb;
 BEGIN
   SELECT array_agg(DISTINCT (x->>'bucket')::int) INTO buckets FROM jsonb_array_elements(postings) x;
   PERFORM 1 FROM accounts a
@@ -90,11 +93,9 @@ BEGIN
       settled_now := settled_now + p.delta;
       held_now := held_now - p.release_held;
       seq_now := seq_now + 1;
-      accepted := accepted || jsonb_build_object(
-        'i', p.i, 'bucket', p.bucket, 'transaction_id', p.transaction_id, 'kind', p.kind,
-        'account_id', p.account_id, 'counterparty', p.counterparty, 'delta', p.delta,
-        'hold_id', p.hold_id, 'reason', p.reason, 'metadata', p.metadata,
-        'seq', seq_now, 'settled_after', settled_now);
+      accepted_i := accepted_i || p.i;
+      accepted_seq := accepted_seq || seq_now;
+      accepted_after := accepted_after || settled_now;
       o_settled := settled_now;
       o_held := held_now;
       o_last_seq := seq_now;
@@ -107,9 +108,14 @@ BEGIN
     UPDATE accounts SET settled = settled_now, held = held_now, last_seq = seq_now
      WHERE accounts.bucket = current_bucket AND accounts.id = current_account;
   END IF;
-  IF jsonb_array_length(accepted) = 0 THEN
+  IF cardinality(accepted_i) = 0 THEN
     RETURN;
   END IF;
+  -- The accepted postings, each with its place in its account's sequence.
+  SELECT jsonb_agg(x.p || jsonb_build_object('seq', a.seq, 'settled_after', a.after) ORDER BY a.n)
+    INTO accepted
+    FROM unnest(accepted_i, accepted_seq, accepted_after) WITH ORDINALITY AS a(i, seq, after, n)
+    JOIN jsonb_array_elements(postings) AS x(p) ON (x.p->>'i')::int = a.i;
 
   PERFORM holdfast_insert_rows('ledger_transactions', jsonb_agg(jsonb_build_object(
             'bucket', x->'bucket', 'id', x->'transaction_id', 'kind', x->'kind',

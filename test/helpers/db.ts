@@ -35,7 +35,23 @@ export async function createTestDatabase(options: { max?: number } = {}): Promis
   } finally {
     await admin.end();
   }
-  const url = databaseUrl(name);
+  return opened(databaseUrl(name), name, options, async () => {
+    const a = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+    try {
+      await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    } finally {
+      await a.end();
+    }
+  });
+}
+
+/** A pool on the new database `name`; drop() closes it, then `remove` drops the database. */
+function opened(
+  url: string,
+  name: string,
+  options: { max?: number },
+  remove: () => Promise<void>,
+): TestDatabase {
   const handle = createDb(url, { max: options.max ?? 20, application: "holdfast-test" });
   return {
     ...handle,
@@ -43,12 +59,7 @@ export async function createTestDatabase(options: { max?: number } = {}): Promis
     name,
     drop: async () => {
       await handle.close();
-      const a = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
-      try {
-        await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      } finally {
-        await a.end();
-      }
+      await remove();
     },
   };
 }
@@ -69,14 +80,5 @@ async function createCitusTestDatabase(options: { max?: number }): Promise<TestD
   const name = testDatabaseName("holdfast_c");
   const url = await createCitusDatabase(name);
   await runMigrations(url);
-  const handle = createDb(url, { max: options.max ?? 20, application: "holdfast-test" });
-  return {
-    ...handle,
-    url,
-    name,
-    drop: async () => {
-      await handle.close();
-      await dropCitusDatabase(name);
-    },
-  };
+  return opened(url, name, options, () => dropCitusDatabase(name));
 }

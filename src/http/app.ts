@@ -7,6 +7,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { isUnavailable } from "../db/errors.ts";
 import { isDomainError } from "../ledger/errors.ts";
 import { httpDuration } from "../metrics.ts";
+import { createWritePath } from "../writes/write-path.ts";
 import { accountRoutes } from "./accounts/routes.ts";
 import { authenticate } from "./auth.ts";
 import { limitBody } from "./body-limit.ts";
@@ -18,7 +19,6 @@ import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 import { promotionRoutes } from "./promotions/routes.ts";
 import { HEADERS } from "./responses.ts";
-import { createWritePath } from "./write-path.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 

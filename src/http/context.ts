@@ -4,7 +4,7 @@ import type { Env } from "../env.ts";
 import type { Logger } from "../logger.ts";
 import type { RedisClient } from "../process/connections.ts";
 import type { Hold } from "../reservations/hold.ts";
-import type { WritePath } from "./write-path.ts";
+import type { WritePath } from "../writes/write-path.ts";
 
 export type Role = "admin" | "service";
 

@@ -1,20 +1,15 @@
 import { createHash } from "node:crypto";
-import { and, lt, sql } from "drizzle-orm";
 import type { Context } from "hono";
-import type { Database, Tx } from "../db/client.ts";
-import { idempotencyKeys } from "../db/schema/index.ts";
+import type { Tx } from "../db/client.ts";
 import { bucketOf, bucketOfId, lockKey } from "../ledger/ids.ts";
-import { intArray } from "../ledger/rows.ts";
+import type { Many } from "../writes/write-path.ts";
 import type { AppEnv } from "./context.ts";
 import { HttpError } from "./problem.ts";
 import { type Rendered, type Sent, send } from "./respond.ts";
-import type { Many } from "./write-path.ts";
 
 export const IDEMPOTENCY_KEY = /^[\x20-\x7E]{1,255}$/;
 /** The header that marks a replayed response. */
 export const REPLAYED = { "Idempotent-Replayed": "true" } as const;
-/** Replays are guaranteed for this long; the purge removes older keys. */
-export const IDEMPOTENCY_RETENTION_HOURS = 24;
 
 function requestHash(c: Context<AppEnv>, body: unknown): string {
   return createHash("sha256")
@@ -24,7 +19,7 @@ function requestHash(c: Context<AppEnv>, body: unknown): string {
 
 /**
  * Runs `effect` at most once per (role, Idempotency-Key), through the write path
- * (src/http/write-path.ts).
+ * (src/writes/write-path.ts).
  *
  * The key row is inserted in the same transaction as the effect and completed with the
  * rendered response before commit. A concurrent request with the same key blocks on that
@@ -102,24 +97,6 @@ export async function idempotentOutcome(
     );
   }
   return { rendered: outcome.response, replayed: true };
-}
-
-/**
- * Deletes keys older than the retention period, of the buckets `inBuckets` when given (the
- * sweep goes shard by shard); safe to run from any number of processes.
- */
-export async function purgeIdempotencyKeys(db: Database, inBuckets?: number[]): Promise<number> {
-  const old = lt(
-    idempotencyKeys.createdAt,
-    sql`now() - make_interval(hours => ${IDEMPOTENCY_RETENTION_HOURS})`,
-  );
-  const deleted = await db
-    .delete(idempotencyKeys)
-    .where(
-      inBuckets ? and(sql`${idempotencyKeys.bucket} = ANY (${intArray(inBuckets)})`, old) : old,
-    )
-    .returning({ key: idempotencyKeys.key });
-  return deleted.length;
 }
 
 /** The options of a request on one account that decides in one statement (see idempotent). */

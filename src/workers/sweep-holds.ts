@@ -1,10 +1,10 @@
 import type { Job } from "bullmq";
 import type { Database } from "../db/client.ts";
 import { shardsOf } from "../db/shards.ts";
-import { purgeIdempotencyKeys } from "../http/idempotency.ts";
 import type { Logger } from "../logger.ts";
 import { pendingHolds } from "../reservations/list-holds.ts";
 import { expireOverdueHolds } from "../reservations/release-hold.ts";
+import { purgeIdempotencyKeys } from "../writes/purge-keys.ts";
 import { type HoldQueues, parsePayload, SweepJobData } from "./queues.ts";
 import { scheduleMissing } from "./schedule-hold.ts";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { purgeIdempotencyKeys } from "../../src/http/idempotency.ts";
+import { purgeIdempotencyKeys } from "../../src/writes/purge-keys.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 
 let t: TestApp;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyWrites, type WriteCommand } from "../../src/http/write-path.ts";
 import { DomainError } from "../../src/ledger/errors.ts";
 import { DeferredCounts, holdsPlaced } from "../../src/metrics.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
+import { applyWrites, type WriteCommand } from "../../src/writes/write-path.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { fundedAccount } from "../helpers/ledger.ts";
 

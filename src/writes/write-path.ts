@@ -5,12 +5,12 @@ import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
 import { shardsOf } from "../db/shards.ts";
+import type { Role } from "../http/context.ts";
+import { HttpError } from "../http/problem.ts";
+import { type Rendered, renderOutcome } from "../http/respond.ts";
 import { bucketOf } from "../ledger/ids.ts";
 import { intArray, textArray } from "../ledger/rows.ts";
 import { DeferredCounts } from "../metrics.ts";
-import type { Role } from "./context.ts";
-import { HttpError } from "./problem.ts";
-import { type Rendered, renderOutcome } from "./respond.ts";
 
 const LOCK_NOT_AVAILABLE = "55P03";
 

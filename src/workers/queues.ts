@@ -10,8 +10,18 @@ export const QUEUE_NAMES = {
   sweep: "holds-sweep",
 } as const;
 
-/** The payload of expire and fulfil jobs: the hold id only; Postgres holds the rest. */
-export const HoldJobData = z.strictObject({ holdId: z.uuid() });
+/**
+ * The payload of expire and fulfil jobs. The processors read only `holdId` and take the hold
+ * from Postgres; the other fields are there for the dashboard (whose hold, how much, which
+ * order, until when), and jobs enqueued without them still parse.
+ */
+export const HoldJobData = z.strictObject({
+  holdId: z.uuid(),
+  accountId: z.string().optional(),
+  amount: z.number().optional(),
+  orderId: z.string().nullable().optional(),
+  expiresAt: z.string().optional(),
+});
 export type HoldJobData = z.infer<typeof HoldJobData>;
 export const SweepJobData = z.strictObject({});
 export type SweepJobData = z.infer<typeof SweepJobData>;
@@ -83,6 +93,26 @@ export function parsePayload<T>(schema: z.ZodType<T>, data: unknown): T {
   return result.data;
 }
 
+/** What a hold's jobs show of it. */
+export type JobHold = Pick<Hold, "id" | "expiresAt" | "accountId" | "amount" | "orderId">;
+
+/** `fulfil · bob · 75 · order ok-1002`: the dashboard lists jobs by name. */
+const jobName = (verb: string, hold: JobHold) =>
+  [
+    verb,
+    hold.accountId,
+    String(hold.amount),
+    ...(hold.orderId ? [`order ${hold.orderId}`] : []),
+  ].join(" · ");
+
+const jobData = (hold: JobHold): HoldJobData => ({
+  holdId: hold.id,
+  accountId: hold.accountId,
+  amount: hold.amount,
+  orderId: hold.orderId,
+  expiresAt: hold.expiresAt,
+});
+
 interface JobSpec {
   name: string;
   data: HoldJobData;
@@ -93,10 +123,10 @@ interface JobSpec {
  * The expire job: delayed until the deadline. Retries cover a database outage; if they run
  * out, the sweep expires the hold anyway.
  */
-export function expireJob(hold: Pick<Hold, "id" | "expiresAt">, now = Date.now()): JobSpec {
+export function expireJob(hold: JobHold, now = Date.now()): JobSpec {
   return {
-    name: "expire",
-    data: { holdId: hold.id },
+    name: jobName("expire", hold),
+    data: jobData(hold),
     opts: {
       ...KEEP,
       jobId: expireJobId(hold.id),
@@ -109,14 +139,14 @@ export function expireJob(hold: Pick<Hold, "id" | "expiresAt">, now = Date.now()
 
 /** The fulfil job: due now, retried with capped exponential backoff up to the hold's deadline. */
 export function fulfilJob(
-  hold: Pick<Hold, "id" | "expiresAt">,
+  hold: JobHold,
   options: { retryBaseMs?: number | undefined } = {},
   now = Date.now(),
 ): JobSpec {
   const baseMs = options.retryBaseMs ?? RETRY_BASE_MS;
   return {
-    name: "fulfil",
-    data: { holdId: hold.id },
+    name: jobName("fulfil", hold),
+    data: jobData(hold),
     opts: {
       ...KEEP,
       jobId: fulfilJobId(hold.id),

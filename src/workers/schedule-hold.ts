@@ -1,6 +1,13 @@
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import type { Hold } from "../reservations/hold.ts";
-import { expireJob, expireJobId, fulfilJob, fulfilJobId, type HoldQueues } from "./queues.ts";
+import {
+  expireJob,
+  expireJobId,
+  fulfilJob,
+  fulfilJobId,
+  type HoldQueues,
+  type JobHold,
+} from "./queues.ts";
 
 export interface ScheduleOptions {
   /** Whether FULFILMENT_URL is set: only then does a hold get a fulfil job. */
@@ -9,7 +16,7 @@ export interface ScheduleOptions {
   retryBaseMs?: number | undefined;
 }
 
-type Scheduled = Pick<Hold, "id" | "expiresAt">;
+type Scheduled = JobHold;
 
 /**
  * Enqueues committed holds' jobs: the expire job at each deadline and, with a fulfilment

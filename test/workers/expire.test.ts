@@ -7,7 +7,7 @@ import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { collectQueueDepth } from "../../src/workers/collect-queue-depth.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
-import { expireJobId } from "../../src/workers/queues.ts";
+import { expireJobId, fulfilJobId } from "../../src/workers/queues.ts";
 import { scheduleHold } from "../../src/workers/schedule-hold.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
@@ -127,6 +127,28 @@ describe("expire worker", () => {
     const delayed = await producer.queues.expire.getDelayed();
     expect(delayed.filter((j) => j.data.holdId === hold.id)).toHaveLength(1);
     expect(counts.delayed).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a hold's jobs say whose hold it is, how much, which order and until when", async () => {
+    await fundedAccount(db.db, "exp-named", 100);
+    const { hold } = await placeHold(db.db, {
+      accountId: "exp-named",
+      amount: 75,
+      orderId: "ok-1002",
+    });
+    await scheduleHold(producer.queues, hold, { fulfilment: true });
+    const expire = await producer.queues.expire.getJob(expireJobId(hold.id));
+    const fulfil = await producer.queues.fulfil.getJob(fulfilJobId(hold.id));
+    expect(fulfil?.name).toBe("fulfil · exp-named · 75 · order ok-1002");
+    expect(expire?.name).toBe("expire · exp-named · 75 · order ok-1002");
+    expect(expire?.data).toEqual({
+      holdId: hold.id,
+      accountId: "exp-named",
+      amount: 75,
+      orderId: "ok-1002",
+      expiresAt: hold.expiresAt,
+    });
+    await fulfil?.remove();
   });
 
   it("/metrics reports the depth of each hold queue", async () => {

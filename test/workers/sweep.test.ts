@@ -126,7 +126,7 @@ async function lostJobsScenario(
   const fulfil = await waitFor(() => queues.fulfil.getJob(fulfilJobId(toSettle)));
   expect(fulfil.timestamp).toBeGreaterThan(firstCall);
   const expireJob = await waitFor(() => queues.expire.getJob(expireJobId(toSettle)));
-  expect(expireJob.data).toEqual({ holdId: toSettle });
+  expect(expireJob.data).toMatchObject({ holdId: toSettle });
   expect(expireJob.timestamp).toBeGreaterThan(firstCall);
   await waitFor(async () => (await statusOf(toExpire)) === "expired" || undefined, {
     what: "the hold whose expire job was lost to expire",
@@ -193,6 +193,9 @@ describe("the sweep: Postgres, not Redis, is the source of truth", () => {
       const [whole, noExpire, noFulfil, neither] = Array.from({ length: 4 }, () => ({
         id: randomUUID(),
         expiresAt,
+        accountId: "sweep-jobs",
+        amount: 5,
+        orderId: null,
       }));
       const holds = [whole!, noExpire!, noFulfil!, neither!];
       for (const hold of holds) await scheduleHold(queues, hold, { fulfilment: true });

@@ -1,5 +1,4 @@
 import { MicroBatcher } from "../db/micro-batcher.ts";
-import type { Hold } from "../reservations/hold.ts";
 import {
   expireJob,
   expireJobId,

@@ -82,7 +82,7 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
       const [
         { connectProducer },
         { collectQueueDepth },
-        { batchedScheduler },
+        { batchedScheduler, batchedUnscheduler },
         { startServer },
         ui,
         panel,
@@ -119,6 +119,7 @@ async function run(ctx: Context, parts: { api: boolean; workers: boolean }) {
           env,
           logger,
           holdPlaced: batchedScheduler(queues, { fulfilment }),
+          holdResolved: batchedUnscheduler(queues),
           queues: queues.all,
         },
         [

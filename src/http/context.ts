@@ -25,6 +25,8 @@ export interface AppDeps {
   logger: Logger;
   /** Enqueues a new hold's jobs (expire, fulfil); absent when no queue is wired in. */
   holdPlaced?: (hold: Hold) => Promise<void>;
+  /** Removes the expire job of a hold that was settled or released; absent without a queue. */
+  holdResolved?: (holdId: string) => Promise<void>;
   /** The hold queues, for /readyz to see a paused expiry; absent when no queue is wired in. */
   queues?: Queue[];
 }

@@ -89,10 +89,17 @@ export function fulfilHoldProcessor(deps: {
   settle?: (input: SettleInput) => Promise<Hold>;
   /** How the hold is read; the worker passes a batched look-up. */
   find?: (holdId: string) => Promise<Hold | undefined>;
+  /** Called once the job settled or released its hold: the worker removes its expire job. */
+  resolved?: (holdId: string) => Promise<void>;
 }) {
   const { db, fulfilment, logger } = deps;
   const settle = deps.settle ?? ((input: SettleInput) => settleHold(db, input));
   const find = deps.find ?? ((holdId: string) => findHold(db, holdId));
+  // Best effort: an expire job left behind finds the hold resolved and does nothing.
+  const forget = (holdId: string) =>
+    (deps.resolved?.(holdId) ?? Promise.resolve()).catch((err) =>
+      logger.warn({ err, holdId }, "could not remove the expire job of a resolved hold"),
+    );
   return async (job: Pick<Job, "data">): Promise<FulfilResult> => {
     const { holdId } = parsePayload(HoldJobData, job.data);
     const hold = await find(holdId);
@@ -113,6 +120,7 @@ export function fulfilHoldProcessor(deps: {
         );
         return { outcome: "skipped", why: now?.status ?? "missing" };
       }
+      await forget(holdId);
       return { outcome: "settled", settledAmount: settled.settledAmount ?? hold.amount };
     }
     const retryable =
@@ -121,6 +129,7 @@ export function fulfilHoldProcessor(deps: {
     const reason = refusalReason(answer.body, answer.status);
     const released = await unlessResolved(releaseHold(db, { holdId, reason }));
     if (!released) return { outcome: "skipped", why: "resolved" };
+    await forget(holdId);
     return { outcome: "released", reason: released.reason ?? reason };
   };
 }

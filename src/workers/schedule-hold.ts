@@ -96,3 +96,19 @@ export function batchedScheduler(
   );
   return (hold) => batcher.submit(hold);
 }
+
+/**
+ * Removes the expire jobs of holds that were settled or released, gathered for at most 1 ms, so
+ * that the dashboard's delayed count is the pending holds. Best effort: a job that is running
+ * or already gone stays as it is, and an expire job that runs for a resolved hold does nothing.
+ */
+export function batchedUnscheduler(queues: HoldQueues): (holdId: string) => Promise<void> {
+  const batcher = new MicroBatcher<string, void>(
+    async (holdIds) => {
+      await Promise.all(holdIds.map((id) => queues.expire.remove(expireJobId(id)).catch(() => 0)));
+      return holdIds.map(() => ({ status: "fulfilled", value: undefined }));
+    },
+    { maxSize: 256, windowMs: 1, concurrency: 4 },
+  );
+  return (holdId) => batcher.submit(holdId);
+}

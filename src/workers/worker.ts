@@ -10,6 +10,7 @@ import { fulfilHoldProcessor } from "./fulfil-hold.ts";
 import { keepSweepScheduled } from "./keep-sweep-scheduled.ts";
 import { createHoldQueues, type HoldQueues, QUEUE_NAMES } from "./queues.ts";
 import { cappedBackoff } from "./retry-schedule.ts";
+import { batchedUnscheduler } from "./schedule-hold.ts";
 import { sweepJobProcessor } from "./sweep-holds.ts";
 
 /**
@@ -109,6 +110,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
           logger,
           settle: batchedSettle(db),
           find: batchedFind(db),
+          resolved: batchedUnscheduler(queues),
         }),
         // Mostly waiting on the webhook: many jobs in flight, their settles batched.
         { ...common, concurrency: env.HOLDFAST_FULFIL_CONCURRENCY },

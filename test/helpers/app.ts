@@ -61,6 +61,7 @@ export async function createTestApp(
     mounts?: Mount[];
     db?: TestDatabase;
     holdPlaced?: AppDeps["holdPlaced"];
+    holdResolved?: AppDeps["holdResolved"];
     /** A Redis Cluster (or another node) instead of the shared test Redis. */
     redis?: RedisTarget;
     env?: Partial<Env>;
@@ -70,7 +71,14 @@ export async function createTestApp(
   const redis = await connectRedis(options.redis ?? REDIS_URL);
   const env = { ...testEnv(), ...options.env };
   const app = createApp(
-    { db: db.db, redis, env, logger: createLogger("silent"), holdPlaced: options.holdPlaced },
+    {
+      db: db.db,
+      redis,
+      env,
+      logger: createLogger("silent"),
+      holdPlaced: options.holdPlaced,
+      holdResolved: options.holdResolved,
+    },
     options.mounts ?? [],
   );
   checkResponses(app);

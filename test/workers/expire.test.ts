@@ -8,7 +8,7 @@ import { placeHold } from "../../src/reservations/place-hold.ts";
 import { collectQueueDepth } from "../../src/workers/collect-queue-depth.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { expireJobId, fulfilJobId } from "../../src/workers/queues.ts";
-import { scheduleHold } from "../../src/workers/schedule-hold.ts";
+import { batchedUnscheduler, scheduleHold } from "../../src/workers/schedule-hold.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -29,6 +29,7 @@ beforeAll(async () => {
   t = await createTestApp({
     db,
     holdPlaced: (hold) => scheduleHold(producer.queues, hold, { fulfilment: false }),
+    holdResolved: batchedUnscheduler(producer.queues),
   });
   workers = await startWorkers({
     db: db.db,
@@ -149,6 +150,33 @@ describe("expire worker", () => {
       expiresAt: hold.expiresAt,
     });
     await fulfil?.remove();
+  });
+
+  it("settling or releasing a hold over HTTP removes its expire job: delayed jobs are pending holds", async () => {
+    await fundedAccount(db.db, "exp-gone", 100);
+    const place = () =>
+      t.call("POST", "/v1/purchases", {
+        token: SERVICE,
+        key: randomUUID(),
+        body: { accountId: "exp-gone", amount: 10, expiresInSeconds: 600 },
+      });
+    const [a, b, c] = await Promise.all([place(), place(), place()]);
+    const ids = [a, b, c].map((r) => r.json.hold.id as string);
+    const jobs = () => Promise.all(ids.map((id) => producer.queues.expire.getJob(expireJobId(id))));
+    expect((await jobs()).every((j) => j !== undefined)).toBe(true);
+
+    const settled = await t.call("POST", `/v1/holds/${ids[0]}/settle`, {
+      token: SERVICE,
+      body: {},
+    });
+    const released = await t.call("POST", `/v1/holds/${ids[1]}/release`, {
+      token: SERVICE,
+      body: {},
+    });
+    expect([settled.status, released.status]).toEqual([200, 200]);
+    const [first, second, third] = await jobs();
+    expect([first, second]).toEqual([undefined, undefined]);
+    expect(await third?.getState()).toBe("delayed");
   });
 
   it("/metrics reports the depth of each hold queue", async () => {

@@ -7,7 +7,7 @@ import { getHold, type Hold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { fulfilHoldProcessor } from "../../src/workers/fulfil-hold.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
-import { fulfilJobId } from "../../src/workers/queues.ts";
+import { expireJobId, fulfilJobId } from "../../src/workers/queues.ts";
 import { scheduleHold } from "../../src/workers/schedule-hold.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
@@ -117,6 +117,12 @@ const resolved = (holdId: string) =>
     { what: `hold ${holdId} to resolve` },
   );
 
+/** The worker removes the expire job of a hold its fulfil job settled or released. */
+const expireJobGone = (holdId: string) =>
+  waitFor(async () => (await producer.queues.expire.getJob(expireJobId(holdId))) === undefined, {
+    what: `the expire job of ${holdId} to be removed`,
+  });
+
 async function purchaseTransactions(holdId: string): Promise<number> {
   const [row] = await db.db.execute<{ n: number }>(
     sql`SELECT count(DISTINCT transaction_id)::int AS n FROM entries WHERE hold_id = ${holdId}`,
@@ -138,6 +144,7 @@ describe("fulfil worker", () => {
     const hold = await purchase("f-ok", "ok");
     const settled = await resolved(hold.id);
     expect(settled).toMatchObject({ status: "settled", settledAmount: 20 });
+    await expireJobGone(hold.id);
     const [request, ...more] = stub.requestsFor(hold.id);
     expect(more).toEqual([]);
     expect(request!.headers["idempotency-key"]).toBe(hold.id);
@@ -193,6 +200,7 @@ describe("fulfil worker", () => {
       reason: "out of stock",
       settledAmount: null,
     });
+    await expireJobGone(hold.id);
     const bare = await purchase("f-refused-bare", "refused-bare");
     expect(await resolved(bare.id)).toMatchObject({
       status: "released",

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { HOLD_STATUSES } from "../../db/schema/index.ts";
 import { decodeCursor } from "../../ledger/cursor.ts";
 import { getHold, type Hold } from "../../reservations/hold.ts";
@@ -8,8 +9,8 @@ import { releaseHold } from "../../reservations/release-hold.ts";
 import { settleHold, settleHolds } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
 import type { AppEnv } from "../context.ts";
-import { idempotent, idempotentOutcome, onAccount, onHold, REPLAYED } from "../idempotency.ts";
-import { render, send } from "../respond.ts";
+import { idempotentOutcome, onAccount, onHold, REPLAYED } from "../idempotency.ts";
+import { type Rendered, render, send } from "../respond.ts";
 import { IDEMPOTENT_CODES, jsonResponse, problems, V1_CODES } from "../responses.ts";
 import {
   Account,
@@ -210,6 +211,21 @@ const list = createRoute({
   },
 });
 
+/** Sends a settle's or release's answer, after removing the hold's expire job when it ended. */
+async function resolved(
+  c: Context<AppEnv>,
+  holdId: string,
+  { rendered, replayed }: { rendered: Rendered; replayed: boolean },
+) {
+  const { holdResolved, logger } = c.get("deps");
+  if (rendered.status === 200 && holdResolved) {
+    await holdResolved(holdId).catch((err) =>
+      logger.warn({ err, holdId }, "could not remove the expire job of a resolved hold"),
+    );
+  }
+  return send(c, rendered, replayed ? REPLAYED : {});
+}
+
 export const holdRoutes = new OpenAPIHono<AppEnv>()
   .openapi(purchase, async (c) => {
     const body = c.req.valid("json");
@@ -238,23 +254,27 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
   .openapi(get, async (c) =>
     send(c, render(200, await getHold(c.get("deps").db, c.req.valid("param").id))),
   )
-  .openapi(settle, (c) => {
+  .openapi(settle, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const input = { holdId: id, amount: body.amount };
-    return idempotent(
+    const outcome = await idempotentOutcome(
       c,
       { required: false, status: 200, body, ...onHold(id), many: { verb: settleHolds, input } },
       (tx) => settleHold(tx, input),
     );
+    return resolved(c, id, outcome);
   })
-  .openapi(release, (c) => {
+  .openapi(release, async (c) => {
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const { scope, bucket } = onHold(id);
-    return idempotent(c, { required: false, status: 200, body, scope, bucket }, (tx) =>
-      releaseHold(tx, { holdId: id, reason: body.reason }),
+    const outcome = await idempotentOutcome(
+      c,
+      { required: false, status: 200, body, scope, bucket },
+      (tx) => releaseHold(tx, { holdId: id, reason: body.reason }),
     );
+    return resolved(c, id, outcome);
   })
   .openapi(list, async (c) => {
     const { id } = c.req.valid("param");

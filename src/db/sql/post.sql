@@ -44,13 +44,6 @@ DECLARE
   accepted jsonb;
 BEGIN
   SELECT array_agg(DISTINCT (x->>'bucket')::int) INTO buckets FROM jsonb_array_elements(postings) x;
-  PERFORM 1 FROM accounts a
-    WHERE a.bucket = ANY (buckets)
-      AND a.id = ANY (ARRAY(SELECT x->>'account_id' FROM jsonb_array_elements(postings) x))
-      AND a.kind = 'user'
-    ORDER BY a.bucket, a.id COLLATE "C"
-      FOR NO KEY UPDATE;
-
   FOR p IN
     SELECT x.*
       FROM jsonb_to_recordset(postings) AS x(
@@ -67,7 +60,8 @@ BEGIN
       current_account := p.account_id;
       SELECT a.settled, a.held, a.last_seq, a.metadata, a.created_at INTO acct
         FROM accounts a
-       WHERE a.bucket = p.bucket AND a.id = p.account_id AND a.kind = 'user';
+       WHERE a.bucket = p.bucket AND a.id = p.account_id AND a.kind = 'user'
+         FOR NO KEY UPDATE;
       found_account := FOUND;
       IF found_account THEN
         settled_now := acct.settled;

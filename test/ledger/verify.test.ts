@@ -14,6 +14,7 @@ const HELD_FROM_HOLDS = "each account's stored held balance equals the sum of it
 const RUNNING_BALANCES =
   "each user account's entries are numbered 1, 2, 3, … with running balances";
 const OVERDUE = "no pending hold is overdue by more than the sweep interval";
+const IN_BUCKET = "every row is in its account's bucket, and a pending hold's id carries it";
 
 /** Each test tampers with its own database, so each gets a fresh one. */
 let t: TestDatabase;
@@ -92,6 +93,21 @@ describe("verifyLedger", () => {
     expect(failures(report)).toEqual({ [HELD_FROM_HOLDS]: 1 });
     const check = report.checks.find((c) => c.name === HELD_FROM_HOLDS)!;
     expect(check.examples[0]).toMatchObject({ account_id: "bob" });
+  });
+
+  it("fails (§8) on a pending hold whose id does not carry its bucket", async () => {
+    const bucket = bucketOf("alice");
+    const holdId = newIdIn((bucket + 1) % 4096);
+    await t.sql.begin(async (sql) => {
+      await sql`
+        INSERT INTO holds (bucket, id, account_id, amount, status, expires_at)
+        VALUES (${bucket}, ${holdId}, 'alice', 20, 'pending', now() + interval '1 hour')`;
+      await sql`UPDATE accounts SET held = held + 20 WHERE id = 'alice'`;
+    });
+    const report = await verifyLedger(t.db, GRACE);
+    expect(failures(report)).toEqual({ [IN_BUCKET]: 1 });
+    const check = report.checks.find((c) => c.name === IN_BUCKET)!;
+    expect(check.examples[0]).toMatchObject({ what: "hold", id: holdId });
   });
 
   it("fails (invariant 6) on a pending hold past its deadline beyond the grace", async () => {

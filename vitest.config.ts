@@ -42,7 +42,9 @@ export default defineConfig({
           env: { HOLDFAST_TEST_CITUS: "1" },
           testTimeout: 60_000,
           hookTimeout: 120_000,
-          maxWorkers: 2,
+          // One file at a time: each distributes its own database over the same three nodes.
+          fileParallelism: false,
+          maxWorkers: 1,
         },
       },
       {

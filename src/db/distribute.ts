@@ -8,6 +8,7 @@ const DISTRIBUTED = [
   "entries",
   "redemptions",
   "idempotency_keys",
+  "refunds",
 ] as const;
 
 /** Read-mostly and small: a copy on every node. */

@@ -51,6 +51,7 @@ export function statusFor(code: ErrorCode): number {
     case "account_exists":
     case "promotion_exists":
     case "hold_not_pending":
+    case "hold_not_settled":
     case "promotion_already_redeemed":
     case "idempotency_key_in_use":
       return 409;
@@ -58,6 +59,7 @@ export function statusFor(code: ErrorCode): number {
       return 413;
     case "insufficient_funds":
     case "amount_exceeds_hold":
+    case "refund_exceeds_settled":
     case "promotion_inactive":
     case "idempotency_key_reused":
     case "balance_limit_exceeded":

@@ -16,9 +16,12 @@ const DOMAIN_DETAILS: Record<DomainErrorCode, string> = {
   account_exists: "account alice already exists",
   promotion_exists: "promotion DOUBLE already exists",
   hold_not_pending: "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 is released and cannot be settled",
+  hold_not_settled: "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 is pending and cannot be refunded",
   promotion_already_redeemed: "account alice has already redeemed DOUBLE",
   insufficient_funds: "account alice has 30 coins available, 40 needed",
   amount_exceeds_hold: "cannot settle 30 on a hold of 20",
+  refund_exceeds_settled:
+    "cannot refund 30 of hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50: 15 of its 20 settled coins are still refundable",
   promotion_inactive: "promotion DOUBLE ended at 2026-12-01T00:00:00.000Z",
   balance_limit_exceeded: "crediting 100 would take account alice past 2^53 - 1 coins",
 };

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { MAX_AMOUNT } from "../db/schema/index.ts";
+import { ENTRY_KINDS, MAX_AMOUNT } from "../db/schema/index.ts";
 import { decodeNumericCursor } from "../ledger/cursor.ts";
 import { USER_ACCOUNT_ID } from "../ledger/ids.ts";
 
@@ -96,7 +96,7 @@ export const Entry = z
       .nullable()
       .openapi({ description: "1, 2, 3, … in the account's sequence; null on system accounts" }),
     transactionId: Uuid,
-    kind: z.enum(["credit", "purchase", "promotion", "adjustment"]),
+    kind: z.enum(ENTRY_KINDS),
     amount: z.number().int().openapi({ description: "signed: + credit, − debit" }),
     settledAfter: Balance.nullable(),
     holdId: Uuid.nullable(),

@@ -6,9 +6,11 @@ export type DomainErrorCode =
   | "account_exists"
   | "promotion_exists"
   | "hold_not_pending"
+  | "hold_not_settled"
   | "promotion_already_redeemed"
   | "insufficient_funds"
   | "amount_exceeds_hold"
+  | "refund_exceeds_settled"
   | "promotion_inactive"
   | "balance_limit_exceeded";
 

@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { v7 } from "uuid";
 import { BUCKETS } from "../db/schema/bucket.ts";
 
-export const SYSTEM_ACCOUNTS = ["@issuance", "@revenue", "@promotions"] as const;
+export const SYSTEM_ACCOUNTS = ["@issuance", "@revenue", "@promotions", "@adjustments"] as const;
 export type SystemAccountId = (typeof SYSTEM_ACCOUNTS)[number];
 
 export const USER_ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;

@@ -1,9 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import type { EntryKind } from "../db/schema/index.ts";
 import { getAccount } from "./account.ts";
 import { encodeCursor } from "./cursor.ts";
 import { bucketFilter } from "./ids.ts";
-import type { EntryKind } from "./post-transaction.ts";
 import { toIso } from "./rows.ts";
 
 export interface Entry {

@@ -1,10 +1,9 @@
 import { sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
+import type { EntryKind } from "../db/schema/index.ts";
 import type { AccountRow } from "./account.ts";
 import type { DomainErrorCode } from "./errors.ts";
 import type { SystemAccountId } from "./ids.ts";
-
-export type EntryKind = "credit" | "purchase" | "promotion" | "adjustment";
 
 export interface Posting {
   /** The user account's bucket, which `transactionId` carries. */

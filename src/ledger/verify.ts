@@ -102,13 +102,57 @@ function checks(options: VerifyOptions): Check[] {
       query: sql`
         SELECT h.id AS hold_id, h.status, h.amount, h.settled_amount,
                count(DISTINCT e.transaction_id) AS transactions, sum(e.amount) FILTER (WHERE e.account_id = h.account_id) AS debited
-          FROM holds h LEFT JOIN entries e ON e.bucket = h.bucket AND e.hold_id = h.id
+          FROM holds h
+          LEFT JOIN entries e ON e.bucket = h.bucket AND e.hold_id = h.id AND e.kind = 'purchase'
          GROUP BY h.bucket, h.id
         HAVING (h.status = 'settled' AND (count(DISTINCT e.transaction_id) <> 1
                   OR h.settled_amount NOT BETWEEN 1 AND h.amount
                   OR sum(e.amount) FILTER (WHERE e.account_id = h.account_id) <> -h.settled_amount
                   OR bool_or(e.transaction_id <> h.transaction_id)))
             OR (h.status <> 'settled' AND count(e.*) > 0)`,
+    },
+    {
+      invariant: 8,
+      name: "a hold's refunds sum to its refundedAmount, at most its settledAmount, on settled holds only",
+      query: sql`
+        SELECT h.id AS hold_id, h.status, h.settled_amount, h.refunded_amount,
+               COALESCE(r.refunded, 0) AS from_refunds
+          FROM holds h
+          LEFT JOIN (SELECT bucket, hold_id, sum(amount) AS refunded FROM refunds
+                      GROUP BY bucket, hold_id) r ON r.bucket = h.bucket AND r.hold_id = h.id
+         WHERE h.refunded_amount <> COALESCE(r.refunded, 0)
+            OR h.refunded_amount > COALESCE(h.settled_amount, 0)
+            OR (h.status <> 'settled' AND h.refunded_amount <> 0)`,
+    },
+    {
+      invariant: 8,
+      name: "each refund posts exactly one refund transaction, and each refund transaction is a refund's",
+      query: sql`
+        SELECT r.id AS refund_id, t.id AS transaction_id, t.kind, e.account_id, e.amount, e.hold_id
+          FROM refunds r
+          FULL JOIN (SELECT * FROM ledger_transactions WHERE kind = 'refund') t
+            ON t.bucket = r.bucket AND t.id = r.transaction_id
+          LEFT JOIN entries e ON e.bucket = t.bucket AND e.transaction_id = t.id AND e.leg = 0
+         WHERE r.id IS NULL OR t.id IS NULL
+            OR e.account_id IS DISTINCT FROM r.account_id OR e.amount IS DISTINCT FROM r.amount
+            OR e.hold_id IS DISTINCT FROM r.hold_id OR e.kind IS DISTINCT FROM 'refund'
+            OR NOT EXISTS (SELECT 1 FROM entries s
+                            WHERE s.bucket = t.bucket AND s.transaction_id = t.id AND s.leg = 1
+                              AND s.account_id = '@revenue')`,
+    },
+    {
+      invariant: 2,
+      name: "@adjustments balances its entries, and adjustments are between it and a user account",
+      query: sql`
+        SELECT 'balance' AS what, sum(settled)::text AS stored,
+               (SELECT COALESCE(sum(amount), 0) FROM entries WHERE account_id = '@adjustments')::text
+                 AS from_entries
+          FROM accounts WHERE id = '@adjustments'
+        HAVING sum(settled) IS DISTINCT FROM
+               (SELECT COALESCE(sum(amount), 0) FROM entries WHERE account_id = '@adjustments')
+        UNION ALL
+        SELECT 'entry', e.transaction_id::text, e.account_id FROM entries e
+         WHERE (e.kind = 'adjustment') <> (e.account_id = '@adjustments') AND e.leg = 1`,
     },
     {
       invariant: 6,

@@ -11,6 +11,8 @@ export interface Hold {
   amount: number;
   status: HoldStatus;
   settledAmount: number | null;
+  /** The sum of its refunds: 0 until refunded, at most settledAmount. */
+  refundedAmount: number;
   orderId: string | null;
   description: string | null;
   metadata: Record<string, unknown> | null;
@@ -26,6 +28,7 @@ export type HoldRow = {
   amount: number;
   status: HoldStatus;
   settled_amount: number | null;
+  refunded_amount: number;
   order_id: string | null;
   description: string | null;
   metadata: Record<string, unknown> | null;
@@ -36,7 +39,7 @@ export type HoldRow = {
 };
 
 export const HOLD_COLUMNS = sql.raw(
-  "id, account_id, amount, status, settled_amount, order_id, description, metadata, reason, expires_at, created_at, resolved_at",
+  "id, account_id, amount, status, settled_amount, refunded_amount, order_id, description, metadata, reason, expires_at, created_at, resolved_at",
 );
 
 export function toHold(row: HoldRow): Hold {
@@ -46,6 +49,7 @@ export function toHold(row: HoldRow): Hold {
     amount: row.amount,
     status: row.status,
     settledAmount: row.settled_amount,
+    refundedAmount: row.refunded_amount,
     orderId: row.order_id,
     description: row.description,
     metadata: row.metadata,

@@ -88,6 +88,7 @@ export async function placeHolds(
         amount: input.amount,
         status: "pending",
         settledAmount: null,
+        refundedAmount: 0,
         orderId: command.order_id,
         description: command.description,
         metadata: row.o_hold_metadata,

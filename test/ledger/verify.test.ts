@@ -1,8 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { bucketOf, newIdIn } from "../../src/ledger/ids.ts";
 import { type VerifyReport, verifyLedger } from "../../src/ledger/verify.ts";
+import { placeHold } from "../../src/reservations/place-hold.ts";
+import { refundHold } from "../../src/reservations/refund-hold.ts";
+import { settleHold } from "../../src/reservations/settle-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 
 const GRACE = { overdueGraceMs: 60_000 };
@@ -15,6 +19,12 @@ const RUNNING_BALANCES =
   "each user account's entries are numbered 1, 2, 3, … with running balances";
 const OVERDUE = "no pending hold is overdue by more than the sweep interval";
 const IN_BUCKET = "every row is in its account's bucket, and a pending hold's id carries it";
+const REFUNDS_WITHIN_SETTLED =
+  "a hold's refunds sum to its refundedAmount, at most its settledAmount, on settled holds only";
+const ONE_REFUND_TRANSACTION =
+  "each refund posts exactly one refund transaction, and each refund transaction is a refund's";
+const ADJUSTMENTS_BALANCED =
+  "@adjustments balances its entries, and adjustments are between it and a user account";
 
 /** Each test tampers with its own database, so each gets a fresh one. */
 let t: TestDatabase;
@@ -42,9 +52,9 @@ describe("verifyLedger", () => {
     const report = await verifyLedger(t.db, GRACE);
     expect(failures(report)).toEqual({});
     expect(report.ok).toBe(true);
-    expect(report.totals).toEqual({ accounts: 6, transactions: 6, entries: 12, holds: 0 });
+    expect(report.totals).toEqual({ accounts: 7, transactions: 6, entries: 12, holds: 0 });
     expect(report.checks.map((c) => c.invariant)).toEqual(
-      expect.arrayContaining([1, 2, 3, 4, 6, 7, "§8"]),
+      expect.arrayContaining([1, 2, 3, 4, 6, 7, 8, "§8"]),
     );
     for (const c of report.checks) expect(c.examples).toEqual([]);
   });
@@ -131,5 +141,66 @@ describe("verifyLedger", () => {
     const lenient = await verifyLedger(t.db, { overdueGraceMs: 2 * 60 * 60 * 1000 });
     expect(lenient.ok).toBe(true);
     expect(lenient.totals.holds).toBe(1);
+  });
+
+  describe("refunds and adjustments (invariant 8)", () => {
+    /** Alice's hold of 30, settled, refunded 10; refund rows and holds may be tampered here. */
+    async function refunded() {
+      const { hold } = await placeHold(t.db, { accountId: "alice", amount: 30 });
+      await settleHold(t.db, { holdId: hold.id });
+      const { refund } = await refundHold(t.db, { holdId: hold.id, amount: 10 });
+      await t.sql`ALTER TABLE refunds DISABLE TRIGGER refunds_append_only`;
+      await t.sql`ALTER TABLE holds DISABLE TRIGGER holds_terminal_never_change`;
+      await t.sql`ALTER TABLE holds DROP CONSTRAINT holds_refunded_within_settled`;
+      return { hold, refund };
+    }
+
+    it("is ok after refunds and adjustments of both signs", async () => {
+      await refunded();
+      await adjustAccount(t.db, { accountId: "bob", amount: -20, reason: "chargeback" });
+      await adjustAccount(t.db, { accountId: "carol", amount: 4, reason: "goodwill" });
+      expect(failures(await verifyLedger(t.db, GRACE))).toEqual({});
+    });
+
+    it("fails when a hold's refunds exceed its settled amount", async () => {
+      const { hold } = await refunded();
+      await t.sql`UPDATE refunds SET amount = 31 WHERE hold_id = ${hold.id}`;
+      await t.sql`UPDATE holds SET refunded_amount = 31 WHERE id = ${hold.id}`;
+      const failed = failures(await verifyLedger(t.db, GRACE));
+      expect(failed[REFUNDS_WITHIN_SETTLED]).toBe(1);
+      expect(failed[ONE_REFUND_TRANSACTION]).toBe(1);
+    });
+
+    it("fails when a hold's refunded amount is not the sum of its refunds", async () => {
+      const { hold } = await refunded();
+      await t.sql`UPDATE holds SET refunded_amount = 9 WHERE id = ${hold.id}`;
+      expect(failures(await verifyLedger(t.db, GRACE))).toEqual({ [REFUNDS_WITHIN_SETTLED]: 1 });
+    });
+
+    it("fails when a refund lost its transaction, or a refund transaction its refund", async () => {
+      const { refund } = await refunded();
+      await t.sql`ALTER TABLE refunds DROP CONSTRAINT refunds_bucket_transaction_id_ledger_transactions_bucket_id_fk`;
+      await t.sql`UPDATE refunds SET transaction_id = ${newIdIn(bucketOf("alice"))}
+                   WHERE id = ${refund.id}`;
+      const check = (await verifyLedger(t.db, GRACE)).checks.find(
+        (c) => c.name === ONE_REFUND_TRANSACTION,
+      )!;
+      expect(check.violations).toBe(2);
+    });
+
+    it("fails when @adjustments is not the other side of an adjustment", async () => {
+      await adjustAccount(t.db, { accountId: "bob", amount: 5, reason: "x" });
+      await t.sql`ALTER TABLE entries DISABLE TRIGGER entries_append_only`;
+      await t.sql`UPDATE entries SET kind = 'credit' WHERE account_id = '@adjustments'`;
+      const failed = failures(await verifyLedger(t.db, GRACE));
+      expect(failed[ADJUSTMENTS_BALANCED]).toBe(1);
+    });
+
+    it("fails when @adjustments's rows do not balance its entries", async () => {
+      await adjustAccount(t.db, { accountId: "bob", amount: 5, reason: "x" });
+      await t.sql`UPDATE accounts SET settled = settled + 1 WHERE id = '@adjustments' AND bucket = 0`;
+      const failed = failures(await verifyLedger(t.db, GRACE));
+      expect(failed[ADJUSTMENTS_BALANCED]).toBe(1);
+    });
   });
 });

@@ -62,22 +62,16 @@ export type SystemBalances = Record<SystemAccountId, bigint>;
  * only what the run itself moved; a run compares baseline + model with Postgres.
  */
 export async function systemBalances(db: Db): Promise<SystemBalances> {
-  const [issuance, revenue, promotions] = await Promise.all(
-    SYSTEM_ACCOUNTS.map((id) => getAccount(db, id)),
-  );
-  return {
-    "@issuance": big(issuance!.settled),
-    "@revenue": big(revenue!.settled),
-    "@promotions": big(promotions!.settled),
-  };
+  const accounts = await Promise.all(SYSTEM_ACCOUNTS.map((id) => getAccount(db, id)));
+  return Object.fromEntries(
+    SYSTEM_ACCOUNTS.map((id, i) => [id, big(accounts[i]!.settled)]),
+  ) as SystemBalances;
 }
 
 export function plus(baseline: SystemBalances, moved: ModelState["system"]): SystemBalances {
-  return {
-    "@issuance": baseline["@issuance"] + moved["@issuance"],
-    "@revenue": baseline["@revenue"] + moved["@revenue"],
-    "@promotions": baseline["@promotions"] + moved["@promotions"],
-  };
+  return Object.fromEntries(
+    SYSTEM_ACCOUNTS.map((id) => [id, baseline[id] + moved[id]]),
+  ) as SystemBalances;
 }
 
 /**

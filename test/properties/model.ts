@@ -39,7 +39,12 @@ export interface ModelState {
   holds: Map<string, ModelHold>;
   promotions: Map<string, ModelPromotion>;
   /** The system accounts' settled balances: plain sums, allowed to go negative. */
-  system: { "@issuance": bigint; "@revenue": bigint; "@promotions": bigint };
+  system: {
+    "@issuance": bigint;
+    "@revenue": bigint;
+    "@promotions": bigint;
+    "@adjustments": bigint;
+  };
 }
 
 export type Outcome<T> = { ok: true; value: T } | { ok: false; code: DomainErrorCode };
@@ -92,7 +97,7 @@ export class LedgerModel {
       accounts: new Map(),
       holds: new Map(),
       promotions: new Map(),
-      system: { "@issuance": 0n, "@revenue": 0n, "@promotions": 0n },
+      system: { "@issuance": 0n, "@revenue": 0n, "@promotions": 0n, "@adjustments": 0n },
     },
   ) {}
 

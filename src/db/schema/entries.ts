@@ -16,7 +16,7 @@ import {
 import { accounts } from "./accounts.ts";
 import { MAX_AMOUNT_SQL } from "./amounts.ts";
 import { bucket } from "./bucket.ts";
-import { ledgerTransactions } from "./ledger-transactions.ts";
+import { ENTRY_KINDS, ledgerTransactions } from "./ledger-transactions.ts";
 
 /**
  * Append-only (a trigger refuses UPDATE and DELETE). A ledger transaction has two legs, the
@@ -38,7 +38,7 @@ export const entries = pgTable(
     seq: bigint("seq", { mode: "number" }),
     amount: bigint("amount", { mode: "number" }).notNull(),
     settledAfter: bigint("settled_after", { mode: "number" }),
-    kind: text("kind", { enum: ["credit", "purchase", "promotion", "adjustment"] }).notNull(),
+    kind: text("kind", { enum: ENTRY_KINDS }).notNull(),
     holdId: uuid("hold_id"),
     metadata: jsonb("metadata").$type<Record<string, unknown>>(),
     createdAt: timestamp("created_at", { withTimezone: true, precision: 3 }).notNull().defaultNow(),

@@ -20,7 +20,8 @@ export const HOLD_STATUSES = ["pending", "settled", "released", "expired"] as co
 export type HoldStatus = (typeof HOLD_STATUSES)[number];
 
 /**
- * A trigger refuses any change to a hold that is no longer pending, and any DELETE. The id
+ * A trigger refuses any change to a hold that is no longer pending, but a settled hold's
+ * refundedAmount growing (src/db/sql/hold_terminal.sql), and any DELETE. The id
  * carries the bucket (src/ledger/ids.ts), so a hold is found from its id alone.
  */
 export const holds = pgTable(
@@ -32,6 +33,8 @@ export const holds = pgTable(
     amount: bigint("amount", { mode: "number" }).notNull(),
     status: text("status", { enum: HOLD_STATUSES }).notNull().default("pending"),
     settledAmount: bigint("settled_amount", { mode: "number" }),
+    /** The sum of the hold's refunds (src/db/sql/refund_holds.sql), at most settledAmount. */
+    refundedAmount: bigint("refunded_amount", { mode: "number" }).notNull().default(0),
     transactionId: uuid("transaction_id"),
     orderId: text("order_id"),
     description: text("description"),
@@ -61,6 +64,10 @@ export const holds = pgTable(
     check(
       "holds_settled_shape",
       sql`(${t.status} = 'settled') = (${t.settledAmount} IS NOT NULL AND ${t.transactionId} IS NOT NULL)`,
+    ),
+    check(
+      "holds_refunded_within_settled",
+      sql`${t.refundedAmount} >= 0 AND ${t.refundedAmount} <= COALESCE(${t.settledAmount}, 0)`,
     ),
     check(
       "holds_settled_amount_range",

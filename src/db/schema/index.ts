@@ -7,3 +7,4 @@ export * from "./idempotency-keys.ts";
 export * from "./ledger-transactions.ts";
 export * from "./promotions.ts";
 export * from "./redemptions.ts";
+export * from "./refunds.ts";

@@ -144,12 +144,12 @@ function checks(options: VerifyOptions): Check[] {
       invariant: 2,
       name: "@adjustments balances its entries, and adjustments are between it and a user account",
       query: sql`
-        SELECT 'balance' AS what, sum(settled)::text AS stored,
-               (SELECT COALESCE(sum(amount), 0) FROM entries WHERE account_id = '@adjustments')::text
-                 AS from_entries
-          FROM accounts WHERE id = '@adjustments'
-        HAVING sum(settled) IS DISTINCT FROM
-               (SELECT COALESCE(sum(amount), 0) FROM entries WHERE account_id = '@adjustments')
+        SELECT 'balance' AS what, s.total::text AS stored, e.total::text AS from_entries
+          FROM (SELECT COALESCE(sum(settled), 0) AS total FROM accounts
+                 WHERE id = '@adjustments') s,
+               (SELECT COALESCE(sum(amount), 0) AS total FROM entries
+                 WHERE account_id = '@adjustments') e
+         WHERE s.total <> e.total
         UNION ALL
         SELECT 'entry', e.transaction_id::text, e.account_id FROM entries e
          WHERE (e.kind = 'adjustment') <> (e.account_id = '@adjustments') AND e.leg = 1`,

@@ -108,6 +108,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/accounts/{id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Correct a user account's balance against @adjustments (admin) */
+        post: operations["adjustAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/purchases": {
         parameters: {
             query?: never;
@@ -170,6 +187,24 @@ export interface paths {
         put?: never;
         /** Void a pending hold; nothing is posted */
         post: operations["releaseHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/holds/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List a hold's refunds, newest first */
+        get: operations["listRefunds"];
+        put?: never;
+        /** Give back some or all of a settled hold's coins, from @revenue */
+        post: operations["refundHold"];
         delete?: never;
         options?: never;
         head?: never;
@@ -342,7 +377,7 @@ export interface components {
              */
             transactionId: string;
             /** @enum {string} */
-            kind: "credit" | "purchase" | "promotion" | "adjustment";
+            kind: "credit" | "purchase" | "promotion" | "refund" | "adjustment";
             /** @description signed: + credit, − debit */
             amount: number;
             /** @example 50 */
@@ -375,18 +410,62 @@ export interface components {
             transactionId: string;
             account: components["schemas"]["Account"];
         };
+        /**
+         * @example {
+         *       "adjustment": {
+         *         "transactionId": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f52",
+         *         "accountId": "alice",
+         *         "amount": -20,
+         *         "reason": "chargeback on order 42",
+         *         "metadata": null
+         *       },
+         *       "account": {
+         *         "id": "alice",
+         *         "settled": 30,
+         *         "held": 0,
+         *         "available": 30,
+         *         "metadata": null,
+         *         "createdAt": "2026-11-23T18:00:00.000Z"
+         *       }
+         *     }
+         */
+        AdjustResult: {
+            adjustment: components["schemas"]["Adjustment"];
+            account: components["schemas"]["Account"];
+        };
+        /** @description one adjustment transaction against @adjustments */
+        Adjustment: {
+            /**
+             * Format: uuid
+             * @example 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50
+             */
+            transactionId: string;
+            accountId: string;
+            amount: number;
+            reason: string;
+            /**
+             * @description A JSON object, at most 50 keys
+             * @example {
+             *       "source": "checkout"
+             *     }
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+        };
         Purchase: {
             hold: components["schemas"]["Hold"];
             account: components["schemas"]["Account"];
         };
         /**
-         * @description settledAmount is null until the hold settles
+         * @description settledAmount is null until the hold settles; only a settled hold is refunded
          * @example {
          *       "id": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
          *       "accountId": "alice",
          *       "amount": 20,
          *       "status": "pending",
          *       "settledAmount": null,
+         *       "refundedAmount": 0,
          *       "orderId": "42",
          *       "description": null,
          *       "metadata": null,
@@ -415,6 +494,11 @@ export interface components {
              * @example 20
              */
             settledAmount: number | null;
+            /**
+             * @description the sum of the hold's refunds: 0 until refunded, at most settledAmount
+             * @example 0
+             */
+            refundedAmount: number;
             orderId: string | null;
             description: string | null;
             /**
@@ -442,6 +526,103 @@ export interface components {
              * @example 2026-11-23T18:00:00.000Z
              */
             resolvedAt: string | null;
+        };
+        /**
+         * @example {
+         *       "refund": {
+         *         "id": "019a8f4e-9d20-7c4b-8a11-2f3e4d5c6f50",
+         *         "holdId": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+         *         "accountId": "alice",
+         *         "amount": 20,
+         *         "reason": "customer complaint",
+         *         "metadata": null,
+         *         "transactionId": "019a8f4e-9d20-7c4b-8a11-2f3e4d5c7f50",
+         *         "createdAt": "2026-11-23T19:00:00.000Z"
+         *       },
+         *       "hold": {
+         *         "id": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+         *         "accountId": "alice",
+         *         "amount": 20,
+         *         "status": "settled",
+         *         "settledAmount": 20,
+         *         "refundedAmount": 20,
+         *         "orderId": "42",
+         *         "description": null,
+         *         "metadata": null,
+         *         "reason": null,
+         *         "expiresAt": "2026-11-23T18:20:00.000Z",
+         *         "createdAt": "2026-11-23T18:05:00.000Z",
+         *         "resolvedAt": "2026-11-23T18:06:00.000Z"
+         *       },
+         *       "account": {
+         *         "id": "alice",
+         *         "settled": 50,
+         *         "held": 0,
+         *         "available": 50,
+         *         "metadata": null,
+         *         "createdAt": "2026-11-23T18:00:00.000Z"
+         *       }
+         *     }
+         */
+        RefundResult: {
+            refund: components["schemas"]["Refund"];
+            hold: components["schemas"]["Hold"];
+            account: components["schemas"]["Account"];
+        };
+        /**
+         * @description coins given back from @revenue to the hold's account by one refund transaction
+         * @example {
+         *       "id": "019a8f4e-9d20-7c4b-8a11-2f3e4d5c6f50",
+         *       "holdId": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+         *       "accountId": "alice",
+         *       "amount": 20,
+         *       "reason": "customer complaint",
+         *       "metadata": null,
+         *       "transactionId": "019a8f4e-9d20-7c4b-8a11-2f3e4d5c7f50",
+         *       "createdAt": "2026-11-23T19:00:00.000Z"
+         *     }
+         */
+        Refund: {
+            /**
+             * Format: uuid
+             * @example 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50
+             */
+            id: string;
+            /**
+             * Format: uuid
+             * @example 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50
+             */
+            holdId: string;
+            accountId: string;
+            /**
+             * @description Coins, an integer in [1, 2^53 − 1]
+             * @example 20
+             */
+            amount: number;
+            reason: string | null;
+            /**
+             * @description A JSON object, at most 50 keys
+             * @example {
+             *       "source": "checkout"
+             *     }
+             */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Format: uuid
+             * @example 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50
+             */
+            transactionId: string;
+            /**
+             * Format: date-time
+             * @example 2026-11-23T18:00:00.000Z
+             */
+            createdAt: string;
+        };
+        RefundPage: {
+            data: components["schemas"]["Refund"][];
+            nextCursor: string | null;
         };
         HoldPage: {
             data: components["schemas"]["Hold"][];
@@ -1463,6 +1644,281 @@ export interface operations {
             };
         };
     };
+    adjustAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required. 1–255 printable ASCII characters; a replay returns the first response */
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Coins, a non-zero integer in [−(2^53 − 1), 2^53 − 1]: + gives, − takes back
+                     * @example -20
+                     */
+                    amount: number;
+                    reason: string;
+                    /**
+                     * @description A JSON object, at most 50 keys
+                     * @example {
+                     *       "source": "checkout"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The posted adjustment */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustResult"];
+                };
+            };
+            /** @description problem+json, `code` one of: invalid_request, idempotency_key_required */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/invalid_request",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "invalid body",
+                     *       "code": "invalid_request",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 400;
+                        /** @enum {string} */
+                        code?: "invalid_request" | "idempotency_key_required";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unauthorized */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unauthorized",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a valid bearer token is required",
+                     *       "code": "unauthorized",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 401;
+                        /** @enum {string} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: forbidden */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/forbidden",
+                     *       "title": "Forbidden",
+                     *       "status": 403,
+                     *       "detail": "this endpoint needs the admin token",
+                     *       "code": "forbidden",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 403;
+                        /** @enum {string} */
+                        code?: "forbidden";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: account_not_found */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/account_not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "account bob does not exist",
+                     *       "code": "account_not_found",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 404;
+                        /** @enum {string} */
+                        code?: "account_not_found";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: idempotency_key_in_use */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/idempotency_key_in_use",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "this Idempotency-Key is in use by a request still running",
+                     *       "code": "idempotency_key_in_use",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 409;
+                        /** @enum {string} */
+                        code?: "idempotency_key_in_use";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: payload_too_large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/payload_too_large",
+                     *       "title": "Content Too Large",
+                     *       "status": 413,
+                     *       "detail": "request bodies are limited to 65536 bytes",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 413;
+                        /** @enum {string} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: idempotency_key_reused, insufficient_funds, balance_limit_exceeded */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/idempotency_key_reused",
+                     *       "title": "Unprocessable Content",
+                     *       "status": 422,
+                     *       "detail": "this Idempotency-Key was used for a different request",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 422;
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "insufficient_funds" | "balance_limit_exceeded";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: internal_error */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/internal_error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal error; nothing was committed unless a retry says so",
+                     *       "code": "internal_error",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 500;
+                        /** @enum {string} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unavailable */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "a dependency is unavailable; retry with the same Idempotency-Key",
+                     *       "code": "unavailable",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 503;
+                        /** @enum {string} */
+                        code?: "unavailable";
+                    };
+                };
+            };
+        };
+    };
     placePurchase: {
         parameters: {
             query?: never;
@@ -1904,6 +2360,7 @@ export interface operations {
                      *       "amount": 20,
                      *       "status": "settled",
                      *       "settledAmount": 20,
+                     *       "refundedAmount": 0,
                      *       "orderId": "42",
                      *       "description": null,
                      *       "metadata": null,
@@ -2157,6 +2614,7 @@ export interface operations {
                      *       "amount": 20,
                      *       "status": "released",
                      *       "settledAmount": null,
+                     *       "refundedAmount": 0,
                      *       "orderId": "42",
                      *       "description": null,
                      *       "metadata": null,
@@ -2319,6 +2777,410 @@ export interface operations {
                         status?: 422;
                         /** @enum {string} */
                         code?: "idempotency_key_reused";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: internal_error */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/internal_error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal error; nothing was committed unless a retry says so",
+                     *       "code": "internal_error",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 500;
+                        /** @enum {string} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unavailable */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "a dependency is unavailable; retry with the same Idempotency-Key",
+                     *       "code": "unavailable",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 503;
+                        /** @enum {string} */
+                        code?: "unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listRefunds: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description nextCursor from the previous page */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of refunds */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundPage"];
+                };
+            };
+            /** @description problem+json, `code` one of: invalid_request */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/invalid_request",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "invalid body",
+                     *       "code": "invalid_request",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 400;
+                        /** @enum {string} */
+                        code?: "invalid_request";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unauthorized */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unauthorized",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a valid bearer token is required",
+                     *       "code": "unauthorized",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 401;
+                        /** @enum {string} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: hold_not_found */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/hold_not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 does not exist",
+                     *       "code": "hold_not_found",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 404;
+                        /** @enum {string} */
+                        code?: "hold_not_found";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: internal_error */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/internal_error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal error; nothing was committed unless a retry says so",
+                     *       "code": "internal_error",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 500;
+                        /** @enum {string} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unavailable */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "a dependency is unavailable; retry with the same Idempotency-Key",
+                     *       "code": "unavailable",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 503;
+                        /** @enum {string} */
+                        code?: "unavailable";
+                    };
+                };
+            };
+        };
+    };
+    refundHold: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required. 1–255 printable ASCII characters; a replay returns the first response */
+                "idempotency-key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Default: all that is still refundable
+                     * @example 20
+                     */
+                    amount?: number;
+                    reason?: string;
+                    /**
+                     * @description A JSON object, at most 50 keys
+                     * @example {
+                     *       "source": "checkout"
+                     *     }
+                     */
+                    metadata?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description The refund, with the hold and the account after it */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundResult"];
+                };
+            };
+            /** @description problem+json, `code` one of: invalid_request, idempotency_key_required */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/invalid_request",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "invalid body",
+                     *       "code": "invalid_request",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 400;
+                        /** @enum {string} */
+                        code?: "invalid_request" | "idempotency_key_required";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unauthorized */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unauthorized",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a valid bearer token is required",
+                     *       "code": "unauthorized",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 401;
+                        /** @enum {string} */
+                        code?: "unauthorized";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: hold_not_found */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/hold_not_found",
+                     *       "title": "Not Found",
+                     *       "status": 404,
+                     *       "detail": "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 does not exist",
+                     *       "code": "hold_not_found",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 404;
+                        /** @enum {string} */
+                        code?: "hold_not_found";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: idempotency_key_in_use, hold_not_settled */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/idempotency_key_in_use",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "this Idempotency-Key is in use by a request still running",
+                     *       "code": "idempotency_key_in_use",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 409;
+                        /** @enum {string} */
+                        code?: "idempotency_key_in_use" | "hold_not_settled";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: payload_too_large */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/payload_too_large",
+                     *       "title": "Content Too Large",
+                     *       "status": 413,
+                     *       "detail": "request bodies are limited to 65536 bytes",
+                     *       "code": "payload_too_large",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 413;
+                        /** @enum {string} */
+                        code?: "payload_too_large";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: idempotency_key_reused, refund_exceeds_settled, balance_limit_exceeded */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/idempotency_key_reused",
+                     *       "title": "Unprocessable Content",
+                     *       "status": 422,
+                     *       "detail": "this Idempotency-Key was used for a different request",
+                     *       "code": "idempotency_key_reused",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 422;
+                        /** @enum {string} */
+                        code?: "idempotency_key_reused" | "refund_exceeds_settled" | "balance_limit_exceeded";
                     };
                 };
             };

@@ -11,6 +11,7 @@ export const CONTRACT_CODES: Readonly<Record<number, readonly string[]>> = {
     "account_exists",
     "promotion_exists",
     "hold_not_pending",
+    "hold_not_settled",
     "promotion_already_redeemed",
     "idempotency_key_in_use",
   ],
@@ -18,6 +19,7 @@ export const CONTRACT_CODES: Readonly<Record<number, readonly string[]>> = {
   422: [
     "insufficient_funds",
     "amount_exceeds_hold",
+    "refund_exceeds_settled",
     "promotion_inactive",
     "idempotency_key_reused",
     "balance_limit_exceeded",
@@ -37,9 +39,11 @@ export const BUSINESS_CODES = new Set([
   "account_exists",
   "promotion_exists",
   "hold_not_pending",
+  "hold_not_settled",
   "promotion_already_redeemed",
   "insufficient_funds",
   "amount_exceeds_hold",
+  "refund_exceeds_settled",
   "promotion_inactive",
   "balance_limit_exceeded",
 ]);
@@ -67,6 +71,7 @@ const Hold = z.object({
   amount: Int.min(1),
   status: z.enum(["pending", "settled", "released", "expired"]),
   settledAmount: Int.nullable(),
+  refundedAmount: Int.min(0),
   orderId: z.string().nullable(),
   description: z.string().nullable(),
   metadata: Meta,
@@ -78,7 +83,7 @@ const Hold = z.object({
 const Entry = z.object({
   seq: Int.nullable(),
   transactionId: z.uuid(),
-  kind: z.enum(["credit", "purchase", "promotion", "adjustment"]),
+  kind: z.enum(["credit", "purchase", "promotion", "refund", "adjustment"]),
   amount: Int,
   settledAfter: Int.nullable(),
   holdId: z.uuid().nullable(),
@@ -94,6 +99,16 @@ const Promotion = z.object({
   endsAt: Iso.nullable(),
   createdAt: Iso,
 });
+const Refund = z.object({
+  id: z.uuid(),
+  holdId: z.uuid(),
+  accountId: z.string(),
+  amount: Int.min(1),
+  reason: z.string().nullable(),
+  metadata: Meta,
+  transactionId: z.uuid(),
+  createdAt: Iso,
+});
 const page = <T extends z.ZodType>(item: T) =>
   z.object({ data: z.array(item), nextCursor: z.string().nullable() });
 
@@ -107,6 +122,9 @@ export type RouteName =
   | "getHold"
   | "settle"
   | "release"
+  | "refund"
+  | "listRefunds"
+  | "adjust"
   | "createPromotion"
   | "getPromotion"
   | "redeem";
@@ -177,6 +195,36 @@ export const ROUTES: Record<RouteName, Route> = {
     status: 200,
     body: Hold,
     admin: false,
+  },
+  refund: {
+    method: "POST",
+    template: "/v1/holds/{}/refunds",
+    status: 201,
+    body: z.object({ refund: Refund, hold: Hold, account: Account }),
+    admin: false,
+  },
+  listRefunds: {
+    method: "GET",
+    template: "/v1/holds/{}/refunds",
+    status: 200,
+    body: page(Refund),
+    admin: false,
+  },
+  adjust: {
+    method: "POST",
+    template: "/v1/accounts/{}/adjustments",
+    status: 201,
+    body: z.object({
+      adjustment: z.object({
+        transactionId: z.uuid(),
+        accountId: z.string(),
+        amount: Int.refine((n) => n !== 0),
+        reason: z.string(),
+        metadata: Meta,
+      }),
+      account: Account,
+    }),
+    admin: true,
   },
   createPromotion: {
     method: "POST",

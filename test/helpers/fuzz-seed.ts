@@ -26,7 +26,7 @@ export async function seed(t: TestApp): Promise<Seeded> {
   }
   await ok("POST", "/v1/accounts/bob/credits", { key: "seed-b", body: { amount: 10 } });
   const holds: string[] = [];
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     const placed = await ok("POST", "/v1/purchases", {
       token: SERVICE,
       key: `seed-h${i}`,
@@ -36,6 +36,12 @@ export async function seed(t: TestApp): Promise<Seeded> {
   }
   await ok("POST", `/v1/holds/${holds[1]}/settle`, { token: SERVICE, body: { amount: 3 } });
   await ok("POST", `/v1/holds/${holds[2]}/release`, { token: SERVICE, body: { reason: "seed" } });
+  await ok("POST", `/v1/holds/${holds[4]}/settle`, { token: SERVICE });
+  await ok("POST", `/v1/holds/${holds[4]}/refunds`, {
+    token: SERVICE,
+    key: "seed-rf",
+    body: { amount: 1, reason: "seed" },
+  });
   const later = new Date(Date.now() + 365 * 86_400_000).toISOString();
   await ok("POST", "/v1/promotions", { body: { code: "SPRING" } });
   await ok("POST", "/v1/promotions", { body: { code: "LATER", multiplier: 3, startsAt: later } });

@@ -56,6 +56,7 @@ const users = () => s.accounts.filter((id) => !id.startsWith("@"));
 function param(name: RouteName): { known: string[]; shape: fc.Arbitrary<string> } | undefined {
   switch (name) {
     case "credit":
+    case "adjust":
       return { known: users(), shape: accountIdShape };
     case "getAccount":
     case "listEntries":
@@ -64,6 +65,8 @@ function param(name: RouteName): { known: string[]; shape: fc.Arbitrary<string> 
     case "getHold":
     case "settle":
     case "release":
+    case "refund":
+    case "listRefunds":
       return { known: s.holds, shape: uuidLike };
     case "getPromotion":
     case "redeem":
@@ -88,6 +91,12 @@ function validBody(name: RouteName): fc.Arbitrary<string | undefined> {
       return fc.constantFrom(undefined, "{}", '{"amount":1}');
     case "release":
       return fc.constantFrom(undefined, "{}", '{"reason":"fuzz"}');
+    case "refund":
+      return fc.constantFrom(undefined, "{}", '{"amount":1}', '{"reason":"fuzz"}');
+    case "adjust":
+      return json(
+        fc.record({ amount: fc.integer({ min: -5, max: 5 }), reason: fc.constant("fuzz") }),
+      );
     case "createPromotion":
       return json(fc.record({ code: codeShape }));
     case "redeem":

@@ -228,6 +228,46 @@ describe("fuzzed bodies: never 5xx, 4xx is a contract problem and writes nothing
     });
   });
 
+  it("POST /v1/holds/{id}/refunds", async () => {
+    await fuzz(
+      "refund",
+      {
+        ...under(s.holds, uuidLike, (id) => `/v1/holds/${id}/refunds`),
+        fields: { amount: amount(2), reason: text(500), metadata: meta },
+        required: [],
+      },
+      (input, out) => {
+        expect(out.refund.metadata, "metadata is stored as sent").toEqual(echoed(input?.metadata));
+        expect(out.hold.refundedAmount).toBeLessThanOrEqual(out.hold.settledAmount);
+      },
+    );
+  });
+
+  it("POST /v1/accounts/{id}/adjustments", async () => {
+    await fuzz(
+      "adjust",
+      {
+        ...under(s.accounts.slice(0, 3), accountIdShape, (id) => `/v1/accounts/${id}/adjustments`),
+        fields: {
+          amount: {
+            valid: fc.oneof(
+              fc.integer({ min: -20, max: 20 }).filter((n) => n !== 0),
+              oneOf(2 ** 53 - 1, -(2 ** 53 - 1)),
+            ),
+            invalid: fc.oneof(nastyNumber, oneOf(0, -0, "5", null, true, [5], 2 ** 53, -(2 ** 53))),
+          },
+          reason: text(500),
+          metadata: meta,
+        },
+        required: ["amount", "reason"],
+      },
+      (input, out) => {
+        expect(out.adjustment.amount).toBe(input.amount);
+        expect(out.account.available).toBeGreaterThanOrEqual(0);
+      },
+    );
+  });
+
   it("POST /v1/promotions", async () => {
     const when: Field = { valid: fc.oneof(instant, fc.constant(null)), invalid: junk };
     await fuzz(

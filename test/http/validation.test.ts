@@ -252,7 +252,7 @@ describe("the bad-input battery", () => {
   let before: Awaited<ReturnType<typeof snapshot>>;
   beforeAll(async () => {
     before = await snapshot();
-    expect(before).toMatchObject({ accounts: 4, alice: { settled: 50, held: 0, lastSeq: 1 } });
+    expect(before).toMatchObject({ accounts: 5, alice: { settled: 50, held: 0, lastSeq: 1 } });
   });
 
   it.each([...creditCases, ...openCases, ...listCases])(

@@ -70,6 +70,7 @@ describe("on Citus with a Redis Cluster", () => {
       "idempotency_keys",
       "ledger_transactions",
       "redemptions",
+      "refunds",
     ]);
     expect(new Set(distributed.map((t) => t.colocation)).size).toBe(1);
     expect(tables.find((t) => t.name === "promotions")?.method).toBe("n");
@@ -132,6 +133,32 @@ describe("on Citus with a Redis Cluster", () => {
     expect([...settled, ...released].map((r) => r.status)).toEqual(
       [...settled, ...released].map(() => 200),
     );
+    // Refunds of the settled purchases, two racing per hold for its 5 coins, and adjustments.
+    const refunds = await Promise.all(
+      byKind(0).flatMap((h) =>
+        [3, 4].map((amount) =>
+          call("POST", `/v1/holds/${h.id}/refunds`, {
+            token: SERVICE,
+            key: randomUUID(),
+            body: { amount },
+          }),
+        ),
+      ),
+    );
+    const adjusted = await Promise.all(
+      ids.map((id) =>
+        call("POST", `/v1/accounts/${id}/adjustments`, {
+          token: ADMIN,
+          key: randomUUID(),
+          body: { amount: -1, reason: "correction" },
+        }),
+      ),
+    );
+    for (let i = 0; i < ids.length; i++) {
+      const pair = refunds.slice(2 * i, 2 * i + 2).map((r) => r.status);
+      expect(pair.sort()).toEqual([201, 422]);
+    }
+    expect(adjusted.map((r) => r.status)).toEqual(ids.map(() => 201));
     // The expire worker ends the holds of the fourth purchases.
     await waitFor(
       async () => {
@@ -144,18 +171,26 @@ describe("on Citus with a Redis Cluster", () => {
 
     expect(after.two_phase - before.two_phase).toBe(0);
     expect(after.multi - before.multi).toBe(0);
-    // 24 × (create, credit) + 96 purchases + 24 settles + 24 releases + 24 expiries, at least.
-    expect(after.single - before.single).toBeGreaterThan(200);
+    // 24 × (create, credit) + 96 purchases + 24 settles + 24 releases + 48 refunds
+    // + 24 adjustments + 24 expiries, at least.
+    expect(after.single - before.single).toBeGreaterThan(250);
 
+    const holdsNow = await Promise.all(byKind(0).map((h) => getHold(db.db, h.id)));
+    const refunded = holdsNow.map((h) => h.refundedAmount);
+    expect(refunded.every((n) => n === 3 || n === 4)).toBe(true);
     const balances = await Promise.all(
       ids.map((id) => call("GET", `/v1/accounts/${id}`, { token: SERVICE })),
     );
-    for (const r of balances) {
-      // 100 − 5 settled; the second purchase released, the fourth expired; the third (12) held.
-      expect(r.json).toMatchObject({ settled: 95, held: 12, available: 83 });
+    for (const [i, r] of balances.entries()) {
+      // 100 − 5 settled + the refund − 1 adjusted; the second purchase released, the fourth
+      // expired; the third (12) held.
+      const settled = 94 + refunded[i]!;
+      expect(r.json).toMatchObject({ settled, held: 12, available: settled - 12 });
     }
     const revenue = await call("GET", "/v1/accounts/@revenue", { token: ADMIN });
-    expect(revenue.json.settled).toBe(24 * 5);
+    expect(revenue.json.settled).toBe(24 * 5 - refunded.reduce((a, b) => a + b, 0));
+    const adjustments = await call("GET", "/v1/accounts/@adjustments", { token: ADMIN });
+    expect(adjustments.json.settled).toBe(24);
     await expectLedgerConsistent(db.db);
   });
 

@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { MAX_AMOUNT } from "../../db/schema/index.ts";
 import { getAccount } from "../../ledger/account.ts";
+import { adjustAccount } from "../../ledger/adjust-account.ts";
 import { createAccount } from "../../ledger/create-account.ts";
 import { creditAccount } from "../../ledger/credit-account.ts";
 import { isSystemAccountId } from "../../ledger/ids.ts";
@@ -32,6 +34,51 @@ const CreditBody = z.strictObject({
   metadata: Metadata.optional(),
 });
 const CreditResult = z.object({ transactionId: Uuid, account: Account }).openapi("CreditResult");
+const SignedAmount = z
+  .number()
+  .int()
+  .min(-MAX_AMOUNT)
+  .max(MAX_AMOUNT)
+  .refine((n) => n !== 0, "must not be 0")
+  .openapi({
+    example: -20,
+    description: "Coins, a non-zero integer in [−(2^53 − 1), 2^53 − 1]: + gives, − takes back",
+  });
+const AdjustBody = z.strictObject({
+  amount: SignedAmount,
+  reason: Reason,
+  metadata: Metadata.optional(),
+});
+const Adjustment = z
+  .object({
+    transactionId: Uuid,
+    accountId: z.string(),
+    amount: z.number().int(),
+    reason: z.string(),
+    metadata: Metadata.nullable(),
+  })
+  .openapi("Adjustment", { description: "one adjustment transaction against @adjustments" });
+const AdjustResult = z
+  .object({ adjustment: Adjustment, account: Account })
+  .openapi("AdjustResult", {
+    example: {
+      adjustment: {
+        transactionId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f52",
+        accountId: "alice",
+        amount: -20,
+        reason: "chargeback on order 42",
+        metadata: null,
+      },
+      account: {
+        id: "alice",
+        settled: 30,
+        held: 0,
+        available: 30,
+        metadata: null,
+        createdAt: "2026-11-23T18:00:00.000Z",
+      },
+    },
+  });
 
 const tags = ["accounts"];
 const security = [{ bearer: [] }];
@@ -107,6 +154,36 @@ const credit = createRoute({
   },
 });
 
+const adjust = createRoute({
+  operationId: "adjustAccount",
+  method: "post",
+  path: "/v1/accounts/{id}/adjustments",
+  tags,
+  security,
+  summary: "Correct a user account's balance against @adjustments (admin)",
+  middleware: [requireAdmin] as const,
+  request: {
+    params: z.object({ id: UserAccountId }),
+    headers: IdempotencyHeader(true),
+    body: jsonBody(AdjustBody),
+  },
+  responses: {
+    201: jsonResponse(AdjustResult, "The posted adjustment", { replayable: true }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "idempotency_key_required",
+        "forbidden",
+        "account_not_found",
+        "insufficient_funds",
+        "balance_limit_exceeded",
+      ],
+      { replayable: true },
+    ),
+  },
+});
+
 /** System accounts (`@…`) are readable by admins only. */
 export function assertReadable(role: string, id: string) {
   if (isSystemAccountId(id) && role !== "admin") {
@@ -139,5 +216,13 @@ export const accountRoutes = new OpenAPIHono<AppEnv>()
     const on = { ...onAccount(id), posts: id };
     return idempotent(c, { required: true, status: 201, body, ...on }, (tx) =>
       creditAccount(tx, { accountId: id, ...body }),
+    );
+  })
+  .openapi(adjust, (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const on = { ...onAccount(id), posts: id };
+    return idempotent(c, { required: true, status: 201, body, ...on }, (tx) =>
+      adjustAccount(tx, { accountId: id, ...body }),
     );
   });

@@ -4,7 +4,9 @@ import { HOLD_STATUSES } from "../../db/schema/index.ts";
 import { decodeCursor } from "../../ledger/cursor.ts";
 import { getHold, type Hold } from "../../reservations/hold.ts";
 import { listHolds } from "../../reservations/list-holds.ts";
+import { listRefunds } from "../../reservations/list-refunds.ts";
 import { MAX_HOLD_SECONDS, placeHold, placeHolds } from "../../reservations/place-hold.ts";
+import { refundHold, refundHolds } from "../../reservations/refund-hold.ts";
 import { releaseHold } from "../../reservations/release-hold.ts";
 import { settleHold, settleHolds } from "../../reservations/settle-hold.ts";
 import { assertReadable } from "../accounts/routes.ts";
@@ -16,6 +18,7 @@ import {
   Account,
   Amount,
   AnyAccountId,
+  Balance,
   cursorParam,
   IdempotencyHeader,
   jsonBody,
@@ -35,6 +38,7 @@ const PENDING_HOLD = {
   amount: 20,
   status: "pending",
   settledAmount: null,
+  refundedAmount: 0,
   orderId: "42",
   description: null,
   metadata: null,
@@ -63,6 +67,10 @@ const HoldSchema = z
     amount: Amount,
     status: z.enum(HOLD_STATUSES),
     settledAmount: Amount.nullable(),
+    refundedAmount: Balance.openapi({
+      description: "the sum of the hold's refunds: 0 until refunded, at most settledAmount",
+      example: 0,
+    }),
     orderId: z.string().nullable(),
     description: z.string().nullable(),
     metadata: Metadata.nullable(),
@@ -72,7 +80,7 @@ const HoldSchema = z
     resolvedAt: Timestamp.nullable(),
   })
   .openapi("Hold", {
-    description: "settledAmount is null until the hold settles",
+    description: "settledAmount is null until the hold settles; only a settled hold is refunded",
     example: PENDING_HOLD,
   });
 
@@ -99,13 +107,63 @@ const optionalJson = <T extends z.ZodType>(schema: T) => ({
   content: { "application/json": { schema } },
 });
 
+/** Holds and refunds are paged by id (UUIDv7, so by creation). */
+const idCursor = cursorParam((cursor) => {
+  const id = decodeCursor(cursor);
+  return id !== undefined && z.uuid().safeParse(id).success ? id : undefined;
+});
 const HoldListQuery = PageQuery.extend({
   status: z.enum(HOLD_STATUSES).optional(),
-  cursor: cursorParam((cursor) => {
-    const id = decodeCursor(cursor);
-    return id !== undefined && z.uuid().safeParse(id).success ? id : undefined;
-  }),
+  cursor: idCursor,
 });
+const RefundListQuery = PageQuery.extend({ cursor: idCursor });
+
+const RefundBody = z.strictObject({
+  amount: Amount.optional().openapi({ description: "Default: all that is still refundable" }),
+  reason: Reason.optional(),
+  metadata: Metadata.optional(),
+});
+const REFUND = {
+  id: "019a8f4e-9d20-7c4b-8a11-2f3e4d5c6f50",
+  holdId: SETTLED_HOLD.id,
+  accountId: "alice",
+  amount: 20,
+  reason: "customer complaint",
+  metadata: null,
+  transactionId: "019a8f4e-9d20-7c4b-8a11-2f3e4d5c7f50",
+  createdAt: "2026-11-23T19:00:00.000Z",
+};
+const RefundSchema = z
+  .object({
+    id: Uuid,
+    holdId: Uuid,
+    accountId: z.string(),
+    amount: Amount,
+    reason: z.string().nullable(),
+    metadata: Metadata.nullable(),
+    transactionId: Uuid,
+    createdAt: Timestamp,
+  })
+  .openapi("Refund", {
+    description: "coins given back from @revenue to the hold's account by one refund transaction",
+    example: REFUND,
+  });
+const RefundResult = z
+  .object({ refund: RefundSchema, hold: HoldSchema, account: Account })
+  .openapi("RefundResult", {
+    example: {
+      refund: REFUND,
+      hold: { ...SETTLED_HOLD, refundedAmount: 20 },
+      account: {
+        id: "alice",
+        settled: 50,
+        held: 0,
+        available: 50,
+        metadata: null,
+        createdAt: "2026-11-23T18:00:00.000Z",
+      },
+    },
+  });
 
 const tags = ["holds"];
 const security = [{ bearer: [] }];
@@ -197,6 +255,51 @@ const release = createRoute({
   },
 });
 
+const refund = createRoute({
+  operationId: "refundHold",
+  method: "post",
+  path: "/v1/holds/{id}/refunds",
+  tags,
+  security,
+  summary: "Give back some or all of a settled hold's coins, from @revenue",
+  request: {
+    params: HoldParams,
+    headers: IdempotencyHeader(true),
+    body: optionalJson(RefundBody),
+  },
+  responses: {
+    201: jsonResponse(RefundResult, "The refund, with the hold and the account after it", {
+      replayable: true,
+    }),
+    ...problems(
+      [
+        ...V1_CODES,
+        ...IDEMPOTENT_CODES,
+        "idempotency_key_required",
+        "hold_not_found",
+        "hold_not_settled",
+        "refund_exceeds_settled",
+        "balance_limit_exceeded",
+      ],
+      { replayable: true },
+    ),
+  },
+});
+
+const refunds = createRoute({
+  operationId: "listRefunds",
+  method: "get",
+  path: "/v1/holds/{id}/refunds",
+  tags,
+  security,
+  summary: "List a hold's refunds, newest first",
+  request: { params: HoldParams, query: RefundListQuery },
+  responses: {
+    200: jsonResponse(pageOf(RefundSchema, "RefundPage"), "A page of refunds"),
+    ...problems([...V1_CODES, "hold_not_found"]),
+  },
+});
+
 const list = createRoute({
   operationId: "listHolds",
   method: "get",
@@ -275,6 +378,25 @@ export const holdRoutes = new OpenAPIHono<AppEnv>()
       (tx) => releaseHold(tx, { holdId: id, reason: body.reason }),
     );
     return resolved(c, id, outcome);
+  })
+  .openapi(refund, async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const input = { holdId: id, ...body };
+    const { rendered, replayed } = await idempotentOutcome(
+      c,
+      { required: true, status: 201, body, ...onHold(id), many: { verb: refundHolds, input } },
+      (tx) => refundHold(tx, input),
+    );
+    return send(c, rendered, replayed ? REPLAYED : {});
+  })
+  .openapi(refunds, async (c) => {
+    const { id } = c.req.valid("param");
+    const { limit, cursor } = c.req.valid("query");
+    return send(
+      c,
+      render(200, await listRefunds(c.get("deps").db, { holdId: id, limit, before: cursor })),
+    );
   })
   .openapi(list, async (c) => {
     const { id } = c.req.valid("param");

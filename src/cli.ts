@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { createDb } from "./db/client.ts";
 import { ensureDatabase, runMigrations } from "./db/migrate.ts";
 import { type Env, EnvError, parseEnv } from "./env.ts";
+import { setEventsWritten } from "./events/append-events.ts";
 import { seedDemo } from "./ledger/seed.ts";
 import { formatReport, verifyLedger } from "./ledger/verify.ts";
 import { createLogger, type Logger } from "./logger.ts";
@@ -26,6 +27,10 @@ function boot(): Context {
   const { env, warnings } = parseEnv();
   const logger = createLogger(env.LOG_LEVEL);
   for (const warning of warnings) logger.warn(warning);
+  if (!env.HOLDFAST_EVENTS) {
+    setEventsWritten(false);
+    logger.warn("HOLDFAST_EVENTS=off: no event is written; for measuring the outbox only");
+  }
   return { env, logger };
 }
 

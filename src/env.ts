@@ -62,6 +62,14 @@ const EnvFields = z.object({
     .enum(["0", "1"])
     .default("0")
     .transform((v) => v === "1"),
+  /**
+   * off: write no events. Only to measure what the outbox costs (npm run bench): the feed and
+   * the webhooks never see what is written meanwhile, and `holdfast verify` reports it.
+   */
+  HOLDFAST_EVENTS: z
+    .enum(["on", "off"])
+    .default("on")
+    .transform((v) => v === "on"),
   /** The dashboard's write actions (break-glass); unset, nobody can retry, pause or delete. */
   HOLDFAST_OPS_TOKEN: z.string().min(16).optional(),
   LOG_LEVEL: LogLevel.default("info"),

@@ -282,6 +282,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Follow every committed state change, with a cursor that never skips one */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -715,6 +732,54 @@ export interface components {
              * @example 2026-11-23T18:00:00.000Z
              */
             createdAt: string;
+        };
+        EventPage: {
+            data: components["schemas"]["Event"][];
+            /** @description always given: pass it as `after` to get what follows, now or later */
+            nextCursor: string;
+        };
+        /**
+         * @example {
+         *       "id": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f60",
+         *       "type": "hold.released",
+         *       "accountId": "alice",
+         *       "sequence": 3,
+         *       "createdAt": "2026-11-23T18:06:00.000Z",
+         *       "data": {
+         *         "id": "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+         *         "accountId": "alice",
+         *         "amount": 20,
+         *         "status": "released",
+         *         "settledAmount": null,
+         *         "refundedAmount": 0,
+         *         "orderId": "42",
+         *         "description": null,
+         *         "metadata": null,
+         *         "reason": "out of stock",
+         *         "expiresAt": "2026-11-23T18:20:00.000Z",
+         *         "createdAt": "2026-11-23T18:05:00.000Z",
+         *         "resolvedAt": "2026-11-23T18:06:00.000Z"
+         *       }
+         *     }
+         */
+        Event: {
+            /**
+             * Format: uuid
+             * @example 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50
+             */
+            id: string;
+            /** @enum {string} */
+            type: "account.created" | "account.credited" | "account.adjusted" | "hold.placed" | "hold.settled" | "hold.released" | "hold.expired" | "hold.refunded" | "promotion.redeemed";
+            accountId: string;
+            /** @description the account's own event counter: 1, 2, 3, … with no gaps */
+            sequence: number;
+            /**
+             * Format: date-time
+             * @example 2026-11-23T18:00:00.000Z
+             */
+            createdAt: string;
+            /** @description the resource as the API rendered it after the change (its response body) */
+            data?: unknown;
         };
     };
     responses: never;
@@ -3999,6 +4064,135 @@ export interface operations {
                         status?: 422;
                         /** @enum {string} */
                         code?: "idempotency_key_reused" | "promotion_inactive" | "balance_limit_exceeded";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: internal_error */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/internal_error",
+                     *       "title": "Internal Server Error",
+                     *       "status": 500,
+                     *       "detail": "internal error; nothing was committed unless a retry says so",
+                     *       "code": "internal_error",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 500;
+                        /** @enum {string} */
+                        code?: "internal_error";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unavailable */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unavailable",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "detail": "a dependency is unavailable; retry with the same Idempotency-Key",
+                     *       "code": "unavailable",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 503;
+                        /** @enum {string} */
+                        code?: "unavailable";
+                    };
+                };
+            };
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                /** @description nextCursor from the previous page */
+                after?: string;
+                limit?: number;
+                /** @description one type or several, comma-separated: account.created, account.credited, account.adjusted, hold.placed, hold.settled, hold.released, hold.expired, hold.refunded, promotion.redeemed */
+                type?: string;
+                accountId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of events, and the cursor to follow */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            /** @description problem+json, `code` one of: invalid_request */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/invalid_request",
+                     *       "title": "Bad Request",
+                     *       "status": 400,
+                     *       "detail": "invalid body",
+                     *       "code": "invalid_request",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 400;
+                        /** @enum {string} */
+                        code?: "invalid_request";
+                    };
+                };
+            };
+            /** @description problem+json, `code` one of: unauthorized */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "https://holdfast.dev/errors/unauthorized",
+                     *       "title": "Unauthorized",
+                     *       "status": 401,
+                     *       "detail": "a valid bearer token is required",
+                     *       "code": "unauthorized",
+                     *       "requestId": "0b6f3c1e-5d2a-4e8b-9a71-2c4d6e8f0a1b"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {number} */
+                        status?: 401;
+                        /** @enum {string} */
+                        code?: "unauthorized";
                     };
                 };
             };

@@ -9,6 +9,7 @@ const DISTRIBUTED = [
   "redemptions",
   "idempotency_keys",
   "refunds",
+  "events",
 ] as const;
 
 /** Read-mostly and small: a copy on every node. */

@@ -13,6 +13,7 @@ import { authenticate } from "./auth.ts";
 import { limitBody } from "./body-limit.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
 import { serveDocs } from "./docs.ts";
+import { eventRoutes } from "./events/routes.ts";
 import { healthRoutes } from "./health/routes.ts";
 import { holdRoutes } from "./holds/routes.ts";
 import { stringify } from "./json.ts";
@@ -145,6 +146,7 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
   app.route("/", accountRoutes);
   app.route("/", holdRoutes);
   app.route("/", promotionRoutes);
+  app.route("/", eventRoutes);
   for (const mount of mounts) mount(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -3,7 +3,7 @@ import type { Db } from "../db/client.ts";
 import type { EntryKind } from "../db/schema/index.ts";
 import type { AccountRow } from "./account.ts";
 import type { DomainErrorCode } from "./errors.ts";
-import type { SystemAccountId } from "./ids.ts";
+import { bucketOf, newIdIn, type SystemAccountId, USER_ACCOUNT_ID } from "./ids.ts";
 
 export interface Posting {
   /** The user account's bucket, which `transactionId` carries. */
@@ -79,4 +79,28 @@ export async function postMany(db: Db, inputs: PostInput[]): Promise<PostOutcome
           },
         },
   );
+}
+
+/** One posting between a user account and a system account, in a new ledger transaction. */
+export async function postOnAccount(
+  db: Db,
+  input: {
+    accountId: string;
+    delta: number;
+    kind: EntryKind;
+    counterparty: SystemAccountId;
+    reason?: string | undefined;
+    metadata?: Record<string, unknown> | undefined;
+  },
+): Promise<{ transactionId: string; outcome: PostOutcome }> {
+  if (!USER_ACCOUNT_ID.test(input.accountId)) {
+    throw new TypeError(`invalid user account id ${JSON.stringify(input.accountId)}`);
+  }
+  const bucket = bucketOf(input.accountId);
+  const transactionId = newIdIn(bucket);
+  const { accountId, delta, kind, counterparty, reason, metadata } = input;
+  const [outcome] = await postMany(db, [
+    { accountId, delta, posting: { bucket, transactionId, kind, counterparty, reason, metadata } },
+  ]);
+  return { transactionId, outcome: outcome! };
 }

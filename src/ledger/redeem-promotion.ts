@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
+import { appendEvents } from "../events/append-events.ts";
 import { type Account, toAccount } from "./account.ts";
 import { DomainError, type DomainErrorCode } from "./errors.ts";
 import { bucketOf, newIdIn } from "./ids.ts";
@@ -87,7 +89,17 @@ function refusal(input: RedeemInput, row: RedeemRow): DomainError {
  * the posting core: the credit is exactly what a serial order would give at the redemption's
  * position in the account's sequence. A refusal writes nothing.
  */
-export async function redeemPromotion(db: Db, input: RedeemInput): Promise<RedeemResult> {
+export function redeemPromotion(db: Db, input: RedeemInput): Promise<RedeemResult> {
+  return atomically(db, async (tx) => {
+    const result = await redeem(tx, input);
+    await appendEvents(tx, [
+      { type: "promotion.redeemed", accountId: input.accountId, data: result },
+    ]);
+    return result;
+  });
+}
+
+async function redeem(db: Db, input: RedeemInput): Promise<RedeemResult> {
   const bucket = bucketOf(input.accountId);
   const [row] = await db.execute<RedeemRow>(sql`
     SELECT * FROM holdfast_redeem(${input.code}, ${bucket}::int, ${input.accountId},

@@ -155,6 +155,57 @@ function checks(options: VerifyOptions): Check[] {
          WHERE (e.kind = 'adjustment') <> (e.account_id = '@adjustments') AND e.leg = 1`,
     },
     {
+      invariant: 9,
+      name: "each account's events are numbered 1, 2, 3, … without gaps, placed in that order",
+      query: sql`
+        SELECT account_id, sequence, position, expected, placed_before FROM (
+          SELECT account_id, sequence, position,
+                 row_number() OVER w AS expected, lag(position) OVER w AS placed_before,
+                 lag(sequence) OVER w AS sequence_before
+            FROM events
+          WINDOW w AS (PARTITION BY bucket, account_id ORDER BY sequence)
+        ) x
+         WHERE sequence <> expected
+            OR (sequence_before IS NOT NULL AND position IS NOT NULL
+                AND (placed_before IS NULL OR placed_before >= position))
+        UNION ALL
+        SELECT NULL, NULL, position, count(*), NULL FROM events
+         WHERE position IS NOT NULL GROUP BY position HAVING count(*) > 1`,
+    },
+    {
+      invariant: 9,
+      name: "each account has exactly one event per change of its entries, holds, refunds and redemptions",
+      query: sql`
+        WITH changes AS (
+          SELECT bucket, id AS account_id, 'account.created' AS type, 1::int8 AS n
+            FROM accounts WHERE kind = 'user'
+          UNION ALL
+          SELECT bucket, account_id,
+                 CASE kind WHEN 'credit' THEN 'account.credited' ELSE 'account.adjusted' END,
+                 count(*)
+            FROM entries WHERE leg = 0 AND kind IN ('credit', 'adjustment')
+           GROUP BY bucket, account_id, kind
+          UNION ALL
+          SELECT bucket, account_id, 'hold.placed', count(*) FROM holds GROUP BY bucket, account_id
+          UNION ALL
+          SELECT bucket, account_id, 'hold.' || status, count(*) FROM holds
+           WHERE status <> 'pending' GROUP BY bucket, account_id, status
+          UNION ALL
+          SELECT bucket, account_id, 'hold.refunded', count(*) FROM refunds
+           GROUP BY bucket, account_id
+          UNION ALL
+          SELECT bucket, account_id, 'promotion.redeemed', count(*) FROM redemptions
+           GROUP BY bucket, account_id
+        ), written AS (
+          SELECT bucket, account_id, type, count(*) AS n FROM events GROUP BY bucket, account_id, type
+        )
+        SELECT COALESCE(c.account_id, w.account_id) AS account_id, COALESCE(c.type, w.type) AS type,
+               c.n AS changes, w.n AS events
+          FROM changes c
+          FULL JOIN written w ON w.bucket = c.bucket AND w.account_id = c.account_id AND w.type = c.type
+         WHERE c.n IS DISTINCT FROM w.n`,
+    },
+    {
       invariant: 6,
       name: "no pending hold is overdue by more than the sweep interval",
       query: sql`

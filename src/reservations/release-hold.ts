@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
+import { appendEvents } from "../events/append-events.ts";
 import { bucketOfId } from "../ledger/ids.ts";
 import { intArray, textArray, uuidArray } from "../ledger/rows.ts";
 import { count, holdsExpired, holdsReleased } from "../metrics.ts";
@@ -15,10 +17,25 @@ import {
 
 /**
  * Ends a pending hold without posting anything: the hold leaves `pending` (a conditional
- * update) and the account's held balance drops by its amount, in one statement. Expiry
- * applies only once the deadline has passed by the database's clock.
+ * update) and the account's held balance drops by its amount, in one statement, and the
+ * change's event is appended in the same transaction. Expiry applies only once the deadline
+ * has passed by the database's clock.
  */
-async function endHold(
+function endHold(
+  db: Db,
+  holdId: string,
+  status: "released" | "expired",
+  reason: string | null,
+): Promise<Hold | undefined> {
+  return atomically(db, async (tx) => {
+    const hold = await endHoldRow(tx, holdId, status, reason);
+    if (hold)
+      await appendEvents(tx, [{ type: `hold.${status}`, accountId: hold.accountId, data: hold }]);
+    return hold;
+  });
+}
+
+async function endHoldRow(
   db: Db,
   holdId: string,
   status: "released" | "expired",
@@ -85,7 +102,7 @@ export async function expireOverdueHolds(
   limit: number,
   inBuckets?: number[],
 ): Promise<string[]> {
-  const rows = await db.transaction(async (tx) => {
+  const holds = await db.transaction(async (tx) => {
     const due = await tx.execute<{ bucket: number; id: string; account_id: string }>(sql`
       SELECT bucket, id, account_id FROM holds
        WHERE ${inBuckets ? sql`bucket = ANY (${intArray(inBuckets)}) AND` : sql``}
@@ -100,11 +117,11 @@ export async function expireOverdueHolds(
       SELECT 1 FROM accounts WHERE bucket = ANY (${buckets}) AND id = ANY (${textArray(accounts)})
        ORDER BY bucket, id COLLATE "C"
          FOR NO KEY UPDATE`);
-    return tx.execute<{ id: string }>(sql`
+    const rows = await tx.execute<HoldRow & { bucket: number }>(sql`
       WITH h AS (
         UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
          WHERE bucket = ANY (${buckets}) AND id = ANY (${uuidArray(due.map((d) => d.id))})
-        RETURNING bucket, id, account_id, amount
+        RETURNING bucket, ${HOLD_COLUMNS}
       ), per_account AS (
         SELECT bucket, account_id, sum(amount) AS amount FROM h GROUP BY bucket, account_id
       ), a AS (
@@ -113,8 +130,18 @@ export async function expireOverdueHolds(
          WHERE accounts.bucket = ANY (${buckets}) AND accounts.bucket = p.bucket
            AND accounts.id = p.account_id
       )
-      SELECT id FROM h`);
+      SELECT * FROM h`);
+    const expired = rows.map(toHold);
+    await appendEvents(
+      tx,
+      expired.map((hold) => ({
+        type: "hold.expired" as const,
+        accountId: hold.accountId,
+        data: hold,
+      })),
+    );
+    return expired;
   });
-  count(db, holdsExpired, rows.length);
-  return rows.map((r) => r.id);
+  count(db, holdsExpired, holds.length);
+  return holds.map((h) => h.id);
 }

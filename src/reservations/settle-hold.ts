@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
+import { appendEvents } from "../events/append-events.ts";
 import { DomainError, type DomainErrorCode } from "../ledger/errors.ts";
 import { bucketOfId, newIdIn } from "../ledger/ids.ts";
 import { count, holdsSettled } from "../metrics.ts";
@@ -51,7 +53,25 @@ function refusal(input: SettleInput, row: SettledRow): DomainError {
  * decides each refusal. The hold id carries its bucket, so the statement reads one bucket per
  * hold.
  */
-export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold | DomainError)[]> {
+export function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold | DomainError)[]> {
+  return atomically(db, async (tx) => {
+    const { results, posted } = await decideSettles(tx, inputs);
+    await appendEvents(
+      tx,
+      posted.map((hold) => ({
+        type: "hold.settled" as const,
+        accountId: hold.accountId,
+        data: hold,
+      })),
+    );
+    return results;
+  });
+}
+
+async function decideSettles(
+  db: Db,
+  inputs: SettleInput[],
+): Promise<{ results: (Hold | DomainError)[]; posted: Hold[] }> {
   const commands = inputs.map((input, i) => {
     // Postgres answers uuids in lower case; an id may be asked in upper case.
     const holdId = input.holdId.toLowerCase();
@@ -68,15 +88,20 @@ export async function settleHolds(db: Db, inputs: SettleInput[]): Promise<(Hold 
     sql`SELECT * FROM holdfast_settle_holds(${JSON.stringify(commands)}::jsonb) ORDER BY o_i`,
   );
   if (rows.length !== inputs.length) throw new Error("holdfast_settle_holds answered short");
-  return rows.map((row, index) => {
-    if (row.o_posted) count(db, holdsSettled);
+  const posted: Hold[] = [];
+  const results = rows.map((row, index) => {
     const hold = row.o_hold && toHold(row.o_hold);
+    if (row.o_posted) {
+      count(db, holdsSettled);
+      posted.push(hold!);
+    }
     if (row.o_refusal === null && hold?.status === "settled") return hold;
     if (row.o_refusal === null && hold) {
       throw new Error(`hold ${hold.id} is ${hold.status} but could not be settled`);
     }
     return refusal(inputs[index]!, row);
   });
+  return { results, posted };
 }
 
 /** One settle: settleHolds of one, with its refusal thrown. */

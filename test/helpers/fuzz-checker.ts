@@ -50,6 +50,7 @@ async function snapshot(t: TestApp): Promise<Record<string, string | number>> {
            (SELECT count(*) FROM promotions)::int AS promotions,
            (SELECT count(*) FROM redemptions)::int AS redemptions,
            (SELECT count(*) FROM refunds)::int AS refunds,
+           (SELECT count(*) FROM events)::int AS events,
            (SELECT coalesce(sum(refunded_amount), 0) FROM holds)::text AS refunded,
            (SELECT coalesce(sum(redemptions), 0) FROM promotions)::text AS promotion_redemptions,
            (SELECT coalesce(sum(settled), 0) FROM accounts)::text AS settled,

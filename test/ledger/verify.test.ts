@@ -1,4 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { appendEvents } from "../../src/events/append-events.ts";
+import { positionEvents } from "../../src/events/list-events.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
@@ -23,6 +25,10 @@ const REFUNDS_WITHIN_SETTLED =
   "a hold's refunds sum to its refundedAmount, at most its settledAmount, on settled holds only";
 const ONE_REFUND_TRANSACTION =
   "each refund posts exactly one refund transaction, and each refund transaction is a refund's";
+const EVENTS_NUMBERED =
+  "each account's events are numbered 1, 2, 3, … without gaps, placed in that order";
+const EVENT_PER_CHANGE =
+  "each account has exactly one event per change of its entries, holds, refunds and redemptions";
 const ADJUSTMENTS_BALANCED =
   "@adjustments balances its entries, and adjustments are between it and a user account";
 
@@ -54,7 +60,7 @@ describe("verifyLedger", () => {
     expect(report.ok).toBe(true);
     expect(report.totals).toEqual({ accounts: 7, transactions: 6, entries: 12, holds: 0 });
     expect(report.checks.map((c) => c.invariant)).toEqual(
-      expect.arrayContaining([1, 2, 3, 4, 6, 7, 8, "§8"]),
+      expect.arrayContaining([1, 2, 3, 4, 6, 7, 8, 9, "§8"]),
     );
     for (const c of report.checks) expect(c.examples).toEqual([]);
   });
@@ -114,6 +120,7 @@ describe("verifyLedger", () => {
         VALUES (${bucket}, ${holdId}, 'alice', 20, 'pending', now() + interval '1 hour')`;
       await sql`UPDATE accounts SET held = held + 20 WHERE id = 'alice'`;
     });
+    await appendEvents(t.db, [{ type: "hold.placed", accountId: "alice", data: {} }]);
     const report = await verifyLedger(t.db, GRACE);
     expect(failures(report)).toEqual({ [IN_BUCKET]: 1 });
     const check = report.checks.find((c) => c.name === IN_BUCKET)!;
@@ -129,6 +136,7 @@ describe("verifyLedger", () => {
         VALUES (${bucket}, ${holdId}, 'alice', 20, 'pending', now() - interval '1 hour')`;
       await sql`UPDATE accounts SET held = held + 20 WHERE id = 'alice'`;
     });
+    await appendEvents(t.db, [{ type: "hold.placed", accountId: "alice", data: {} }]);
 
     const strict = await verifyLedger(t.db, { overdueGraceMs: 1000 });
     expect(strict.ok).toBe(false);
@@ -201,6 +209,25 @@ describe("verifyLedger", () => {
       await t.sql`UPDATE accounts SET settled = settled + 1 WHERE id = '@adjustments' AND bucket = 0`;
       const failed = failures(await verifyLedger(t.db, GRACE));
       expect(failed[ADJUSTMENTS_BALANCED]).toBe(1);
+    });
+  });
+
+  describe("events (invariant 9)", () => {
+    it("fails when an account's events have a gap, or a change has no event", async () => {
+      await t.sql`ALTER TABLE events DISABLE TRIGGER events_placed_once`;
+      await t.sql`DELETE FROM events WHERE account_id = 'carol' AND sequence = 2`;
+      const failed = failures(await verifyLedger(t.db, GRACE));
+      // Carol's events 3 and 4 are now her second and third.
+      expect(failed).toEqual({ [EVENTS_NUMBERED]: 2, [EVENT_PER_CHANGE]: 1 });
+    });
+
+    it("fails when an event has no change, or one account's events are placed out of order", async () => {
+      await appendEvents(t.db, [{ type: "hold.placed", accountId: "bob", data: {} }]);
+      await positionEvents(t.db);
+      await t.sql`ALTER TABLE events DISABLE TRIGGER events_placed_once`;
+      await t.sql`UPDATE events SET position = 1000 - position WHERE account_id = 'carol'`;
+      const failed = failures(await verifyLedger(t.db, GRACE));
+      expect(failed).toEqual({ [EVENTS_NUMBERED]: 3, [EVENT_PER_CHANGE]: 1 });
     });
   });
 });

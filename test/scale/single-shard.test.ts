@@ -66,6 +66,7 @@ describe("on Citus with a Redis Cluster", () => {
     expect(distributed.map((t) => t.name).sort()).toEqual([
       "accounts",
       "entries",
+      "events",
       "holds",
       "idempotency_keys",
       "ledger_transactions",
@@ -191,6 +192,27 @@ describe("on Citus with a Redis Cluster", () => {
     expect(revenue.json.settled).toBe(24 * 5 - refunded.reduce((a, b) => a + b, 0));
     const adjustments = await call("GET", "/v1/accounts/@adjustments", { token: ADMIN });
     expect(adjustments.json.settled).toBe(24);
+    await expectLedgerConsistent(db.db);
+  });
+
+  it("the events feed: every event of the workload once, each account's in sequence order", async () => {
+    const seen: { id: string; accountId: string; sequence: number }[] = [];
+    let after = "";
+    for (;;) {
+      const r = await call("GET", `/v1/events?limit=500${after}`, { token: SERVICE });
+      expect(r.status).toBe(200);
+      if (r.json.data.length === 0) break;
+      seen.push(...r.json.data);
+      after = `&after=${r.json.nextCursor}`;
+    }
+    const [written] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM events`;
+    expect(seen).toHaveLength(written!.n);
+    expect(new Set(seen.map((e) => e.id)).size).toBe(seen.length);
+    for (let i = 0; i < 24; i++) {
+      const mine = seen.filter((e) => e.accountId === `scale-${i}`).map((e) => e.sequence);
+      expect(mine).toEqual(mine.map((_, k) => k + 1));
+      expect(mine.length).toBeGreaterThan(10);
+    }
     await expectLedgerConsistent(db.db);
   });
 

@@ -2,6 +2,7 @@ export * from "./accounts.ts";
 export * from "./amounts.ts";
 export * from "./bucket.ts";
 export * from "./entries.ts";
+export * from "./events.ts";
 export * from "./holds.ts";
 export * from "./idempotency-keys.ts";
 export * from "./ledger-transactions.ts";

@@ -1,0 +1,32 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../db/client.ts";
+import type { EventType } from "../db/schema/index.ts";
+import { bucketOf, newIdIn } from "../ledger/ids.ts";
+
+/** A state change of a user account, and the resource as the API renders it after it. */
+export interface NewEvent {
+  type: EventType;
+  accountId: string;
+  data: unknown;
+}
+
+let written = true;
+
+/** HOLDFAST_EVENTS=off turns the outbox off, to measure what it costs (npm run bench). */
+export const setEventsWritten = (on: boolean): void => {
+  written = on;
+};
+
+/**
+ * Appends the events of changes made in the transaction `tx` with one statement,
+ * holdfast_append_events (src/db/sql/append_events.sql), which numbers each account's events.
+ * `events` are in the order the changes were applied.
+ */
+export async function appendEvents(tx: Db, events: NewEvent[]): Promise<void> {
+  if (!written || events.length === 0) return;
+  const rows = events.map((e, i) => {
+    const bucket = bucketOf(e.accountId);
+    return { i, bucket, id: newIdIn(bucket), account_id: e.accountId, type: e.type, data: e.data };
+  });
+  await tx.execute(sql`SELECT holdfast_append_events(${JSON.stringify(rows)}::jsonb)`);
+}

@@ -22,6 +22,7 @@ import { balanceReads } from "./scenarios/balance-reads.ts";
 import { ceiling } from "./scenarios/ceiling.ts";
 import { holdPlacements } from "./scenarios/hold-placements.ts";
 import { httpLimit } from "./scenarios/http-limit.ts";
+import { outboxCost } from "./scenarios/outbox-cost.ts";
 import { settlements } from "./scenarios/settlements.ts";
 
 const RESULTS = fileURLToPath(new URL("./results/latest.json", import.meta.url));
@@ -121,6 +122,17 @@ async function main(): Promise<void> {
               env: { HOLDFAST_BATCH_WINDOW_MS: "0" },
             }),
           )
+        : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
+    ),
+    // The outbox's cost: the same spread load with events and without, on fresh databases.
+    holdsEventsOn: await run("holdsEventsOn", () =>
+      target.own
+        ? attempt("holds events on", () => outboxCost(ctx, "on"))
+        : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
+    ),
+    holdsEventsOff: await run("holdsEventsOff", () =>
+      target.own
+        ? attempt("holds events off", () => outboxCost(ctx, "off"))
         : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
     ),
     ceilingSpread: await run("ceilingSpread", () =>

@@ -97,6 +97,12 @@ async function readServerInfo(
  * million-entry history) are switched off inside the transaction and the same references are
  * checked afterwards with one anti-join each. The append-only and balance triggers stay on.
  */
+/** The Account an event's data shows for a seeded row, as SQL: what toAccount renders. */
+const accountJson = (id: string, settled: string) =>
+  `jsonb_build_object('id', ${id}, 'settled', ${settled}, 'held', 0, 'available', ${settled},
+     'metadata', '{"bench":true}'::jsonb,
+     'createdAt', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))`;
+
 export function seedAccounts(url: string, input: SeedInput): Promise<void> {
   return whenSlotFree("seed accounts", () => seed(url, input));
 }
@@ -116,6 +122,10 @@ async function seed(url: string, input: SeedInput): Promise<void> {
       await tx`INSERT INTO accounts (bucket, id, kind, metadata)
                SELECT holdfast_bucket(id), id, 'user', '{"bench":true}'::jsonb
                  FROM unnest(${ids}::text[]) AS id`;
+      await tx`INSERT INTO events (bucket, id, account_id, sequence, type, data)
+               SELECT holdfast_bucket(id), gen_random_uuid(), id, 1, 'account.created',
+                      ${tx.unsafe(accountJson("id", "0"))}
+                 FROM unnest(${ids}::text[]) AS id`;
       const foreignKeys = input.deferForeignKeys ? await foreignKeyTriggers(tx) : [];
       const [before] = await tx<
         { id: number }[]
@@ -134,6 +144,12 @@ async function seed(url: string, input: SeedInput): Promise<void> {
           ), t AS (
             INSERT INTO ledger_transactions (bucket, id, kind, reason)
             SELECT bucket, txn, 'credit', 'bench seed' FROM s
+          ), v AS (
+            INSERT INTO events (bucket, id, account_id, sequence, type, data)
+            SELECT bucket, gen_random_uuid(), account_id, seq + 1, 'account.credited',
+                   jsonb_build_object('transactionId', txn,
+                                      'account', ${tx.unsafe(accountJson("account_id", `seq * ${amount}::int8`))})
+              FROM s
           )
           INSERT INTO entries (bucket, transaction_id, leg, account_id, seq, amount, settled_after, kind)
           SELECT bucket, txn, 0, account_id, seq, ${amount}::int8, seq * ${amount}::int8, 'credit' FROM s

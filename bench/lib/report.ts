@@ -16,6 +16,8 @@ export interface Runs {
   holdsSpread: Outcome<LoadResult>;
   holdsHot: Outcome<LoadResult>;
   holdsSpreadUnbatched: Outcome<LoadResult>;
+  holdsEventsOn: Outcome<LoadResult>;
+  holdsEventsOff: Outcome<LoadResult>;
   ceilingSpread: Outcome<CeilingResult>;
   ceilingHot: Outcome<CeilingResult>;
   httpLimit: Outcome<LoadResult>;
@@ -123,6 +125,8 @@ export function formatReport(report: Report): string {
     holdsSpread: `holds, spread over ${accounts} accounts`,
     holdsHot: "holds, one hot account",
     holdsSpreadUnbatched: "holds, spread, batching off",
+    holdsEventsOn: "holds, spread, fresh db, events on",
+    holdsEventsOff: "holds, spread, fresh db, events off",
     ceilingSpread: `ceiling, spread (${pg})`,
     ceilingHot: `ceiling, hot (${pg})`,
     httpLimit: "HTTP limit (bare node:http, 201)",
@@ -134,6 +138,8 @@ export function formatReport(report: Report): string {
     loadRow(label.holdsSpread, runs.holdsSpread, ceilingSpread, httpLimit),
     loadRow(label.holdsHot, runs.holdsHot, ceilingHot, httpLimit),
     loadRow(label.holdsSpreadUnbatched, runs.holdsSpreadUnbatched, ceilingSpread, httpLimit),
+    loadRow(label.holdsEventsOn, runs.holdsEventsOn, ceilingSpread, httpLimit),
+    loadRow(label.holdsEventsOff, runs.holdsEventsOff, ceilingSpread, httpLimit),
     ceilingRow(label.ceilingSpread, runs.ceilingSpread),
     ceilingRow(label.ceilingHot, runs.ceilingHot),
     loadRow(label.httpLimit, runs.httpLimit, undefined, httpLimit),
@@ -177,6 +183,13 @@ export function formatReport(report: Report): string {
   if (batched && unbatched) {
     lines.push(
       `batching: spread holds ${ratio(batched.okPerSecond, unbatched.okPerSecond)} with the micro-batcher on (HOLDFAST_BATCH_WINDOW_MS 1) vs off (0)`,
+    );
+  }
+  const eventsOn = value(runs.holdsEventsOn);
+  const eventsOff = value(runs.holdsEventsOff);
+  if (eventsOn && eventsOff) {
+    lines.push(
+      `events: spread holds ${ratio(eventsOn.okPerSecond, eventsOff.okPerSecond)} with the outbox writing each hold's event vs HOLDFAST_EVENTS=off`,
     );
   }
   const small = value(runs.readsSmall);
@@ -272,6 +285,8 @@ export function reportJson(report: Report) {
       holdsSpread: outcomeJson(runs.holdsSpread, loadJson),
       holdsHot: outcomeJson(runs.holdsHot, loadJson),
       holdsSpreadUnbatched: outcomeJson(runs.holdsSpreadUnbatched, loadJson),
+      holdsEventsOn: outcomeJson(runs.holdsEventsOn, loadJson),
+      holdsEventsOff: outcomeJson(runs.holdsEventsOff, loadJson),
       ceilingSpread: outcomeJson(runs.ceilingSpread, ceiling),
       ceilingHot: outcomeJson(runs.ceilingHot, ceiling),
       httpLimit: outcomeJson(runs.httpLimit, loadJson),
@@ -294,6 +309,7 @@ export function reportJson(report: Report) {
       holdsSpreadVsHttpLimit: share(rate(runs.holdsSpread), rate(runs.httpLimit)),
       holdsHotVsHttpLimit: share(rate(runs.holdsHot), rate(runs.httpLimit)),
       batchedVsUnbatchedSpread: share(rate(runs.holdsSpread), rate(runs.holdsSpreadUnbatched)),
+      eventsOnVsOffSpread: share(rate(runs.holdsEventsOn), rate(runs.holdsEventsOff)),
       readsLargeVsSmallP50: share(large?.latencyMs.p50, small?.latencyMs.p50),
       readsLargeVsSmallP99: share(large?.latencyMs.p99, small?.latencyMs.p99),
     },

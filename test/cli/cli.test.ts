@@ -85,7 +85,12 @@ describe("holdfast against a database that does not exist yet", () => {
     sql = postgres(url, { max: 1, onnotice: () => {} });
     const system = await sql<{ id: string }[]>`
       SELECT DISTINCT id FROM accounts WHERE kind = 'system' ORDER BY id`;
-    expect(system.map((a) => a.id)).toEqual(["@adjustments", "@issuance", "@promotions", "@revenue"]);
+    expect(system.map((a) => a.id)).toEqual([
+      "@adjustments",
+      "@issuance",
+      "@promotions",
+      "@revenue",
+    ]);
   });
 
   it("migrate a second time is fine and applies nothing new", async () => {

@@ -6,7 +6,7 @@ import type { ChaosHttp } from "./http.ts";
 import type { Model, PromotionSpec } from "./model.ts";
 import type { Rng } from "./random.ts";
 
-const SYSTEM_ACCOUNTS = ["@issuance", "@revenue", "@promotions"] as const;
+const SYSTEM_ACCOUNTS = ["@issuance", "@revenue", "@promotions", "@adjustments"] as const;
 
 type HoldRow = {
   id: string;
@@ -14,6 +14,7 @@ type HoldRow = {
   amount: number;
   status: string;
   settled_amount: number | null;
+  refunded_amount: number;
   order_id: string | null;
   reason: string | null;
   transactions: number;
@@ -24,6 +25,8 @@ export interface FinalTotals {
   credited: number;
   promotionCredited: number;
   settled: number;
+  refunded: number;
+  adjusted: number;
   users: number;
   system: Record<string, number>;
 }
@@ -68,8 +71,10 @@ export async function checkFinalState(options: {
 
   // Holds: every one the database has is one the model got a 201 for, and vice versa.
   const holdRows = await db.execute<HoldRow>(sql`
-    SELECT h.id, h.account_id, h.amount, h.status, h.settled_amount, h.order_id, h.reason,
-           (SELECT count(DISTINCT e.transaction_id)::int FROM entries e WHERE e.hold_id = h.id) AS transactions
+    SELECT h.id, h.account_id, h.amount, h.status, h.settled_amount, h.refunded_amount, h.order_id,
+           h.reason,
+           (SELECT count(DISTINCT e.transaction_id)::int FROM entries e
+             WHERE e.hold_id = h.id AND e.kind = 'purchase') AS transactions
       FROM holds h`);
   const byId = new Map(holdRows.map((h) => [h.id, h]));
   const byOrder = new Map<string, HoldRow[]>();
@@ -157,10 +162,29 @@ export async function checkFinalState(options: {
   const redemptionsByPair = new Map(
     redemptionRows.map((r) => [`${r.promotion_code}/${r.account_id}`, r]),
   );
+  type RefundRow = {
+    key: string;
+    id: string;
+    hold_id: string;
+    amount: number;
+    transaction_id: string;
+  };
+  const refundRows = await db.execute<RefundRow>(
+    sql`SELECT metadata->>'chaosKey' AS key, id, hold_id, amount, transaction_id FROM refunds`,
+  );
+  const refundsByKey = new Map<string, RefundRow[]>();
+  for (const r of refundRows) refundsByKey.set(r.key, [...(refundsByKey.get(r.key) ?? []), r]);
+  const adjustments = await db.execute<{ key: string; id: string }>(sql`
+    SELECT metadata->>'chaosKey' AS key, id FROM ledger_transactions WHERE kind = 'adjustment'`);
+  const adjustmentsByKey = new Map<string, string[]>();
+  for (const a of adjustments)
+    adjustmentsByKey.set(a.key, [...(adjustmentsByKey.get(a.key) ?? []), a.id]);
   const redeemedPairs = new Map<string, string>();
   const expected = new Map<string, number>(options.accounts.map((a) => [a, 0]));
   let credited = 0;
   let promotionCredited = 0;
+  let refunded = 0;
+  let adjusted = 0;
   for (const op of model.ops) {
     const a = op.answer;
     if (!a) {
@@ -186,6 +210,37 @@ export async function checkFinalState(options: {
         const amount = (op.request.body as { amount: number }).amount;
         expected.set(op.accountId, expected.get(op.accountId)! + amount);
         credited += amount;
+      }
+    } else if (op.kind === "refund") {
+      const found = refundsByKey.get(op.key) ?? [];
+      if (ok) {
+        const r = a.json.refund;
+        const row = found[0];
+        if (
+          found.length !== 1 ||
+          row!.id !== r.id ||
+          row!.amount !== r.amount ||
+          row!.transaction_id !== r.transactionId
+        )
+          fail(
+            `refund ${op.key} answered 201 (${a.text.slice(0, 300)}); rows: ${JSON.stringify(found)}`,
+          );
+        const hold = model.holds.get(r.holdId);
+        if (hold) expected.set(hold.accountId, expected.get(hold.accountId)! + r.amount);
+        refunded += r.amount;
+      } else if (found.length !== 0) {
+        fail(`refund ${op.key} answered ${a.status} but made ${found.length} refund(s)`);
+      }
+    } else if (op.kind === "adjust") {
+      const found = adjustmentsByKey.get(op.key) ?? [];
+      if (ok && (found.length !== 1 || found[0] !== a.json.adjustment.transactionId))
+        fail(`adjustment ${op.key} answered 201 (${a.text.slice(0, 300)}); transactions: ${found}`);
+      if (!ok && found.length !== 0)
+        fail(`adjustment ${op.key} answered ${a.status} but posted ${found.length} transaction(s)`);
+      if (ok) {
+        const amount = (op.request.body as { amount: number }).amount;
+        expected.set(op.accountId, expected.get(op.accountId)! + amount);
+        adjusted += amount;
       }
     } else if (op.kind === "redeem") {
       const code = op.request.path.split("/")[3]!;
@@ -213,6 +268,25 @@ export async function checkFinalState(options: {
   );
   for (const [key] of creditsByKey)
     if (!creditKeys.has(key)) fail(`credit transaction with key ${key} that no 201 reported`);
+  const answered = (kind: string) =>
+    new Set(
+      model.ops
+        .filter((o) => o.kind === kind && o.answer && o.answer.status < 300)
+        .map((o) => o.key),
+    );
+  const refundKeys = answered("refund");
+  for (const [key] of refundsByKey)
+    if (!refundKeys.has(key)) fail(`refund with key ${key} that no 201 reported`);
+  const adjustKeys = answered("adjust");
+  for (const [key] of adjustmentsByKey)
+    if (!adjustKeys.has(key)) fail(`adjustment with key ${key} that no 201 reported`);
+  for (const h of holdRows) {
+    const sum = refundRows.filter((r) => r.hold_id === h.id).reduce((n, r) => n + r.amount, 0);
+    if (sum !== h.refunded_amount || sum > (h.settled_amount ?? 0))
+      fail(
+        `hold ${h.id}: refunds sum to ${sum}, refundedAmount ${h.refunded_amount}, settled ${h.settled_amount}`,
+      );
+  }
   for (const pair of redemptionsByPair.keys())
     if (!redeemedPairs.has(pair)) fail(`redemption ${pair} that no 201 reported`);
   for (const p of options.promotions) {
@@ -261,13 +335,24 @@ export async function checkFinalState(options: {
     fail(`@issuance is ${system["@issuance"]}, the model −${credited}`);
   if (system["@promotions"] !== -promotionCredited)
     fail(`@promotions is ${system["@promotions"]}, the model −${promotionCredited}`);
-  if (system["@revenue"] !== settled)
-    fail(`@revenue is ${system["@revenue"]}, the model ${settled}`);
+  if (system["@revenue"] !== settled - refunded)
+    fail(`@revenue is ${system["@revenue"]}, the model ${settled} settled − ${refunded} refunded`);
+  if (system["@adjustments"] !== -adjusted)
+    fail(`@adjustments is ${system["@adjustments"]}, the model −${adjusted}`);
   const total = users + Object.values(system).reduce((s, v) => s + (v ?? 0), 0);
   if (total !== 0) fail(`settled balances sum to ${total}, not 0`);
 
   return {
     problems,
-    totals: { holds: statusCounts, credited, promotionCredited, settled, users, system },
+    totals: {
+      holds: statusCounts,
+      credited,
+      promotionCredited,
+      settled,
+      refunded,
+      adjusted,
+      users,
+      system,
+    },
   };
 }

@@ -1,6 +1,13 @@
 import type { Answer, Request } from "./http.ts";
 
-export type KeyedKind = "purchase" | "credit" | "redeem" | "settle" | "release";
+export type KeyedKind =
+  | "purchase"
+  | "credit"
+  | "redeem"
+  | "settle"
+  | "release"
+  | "refund"
+  | "adjust";
 
 /** A request sent with an Idempotency-Key, and the first definite answer it got. */
 export interface KeyedOp {
@@ -95,8 +102,18 @@ export class Model {
       this.violations.push(
         `${where}: hold with settledAmount out of range ${JSON.stringify(hold)}`,
       );
+    if (
+      !Number.isSafeInteger(hold.refundedAmount) ||
+      hold.refundedAmount < 0 ||
+      hold.refundedAmount > (hold.settledAmount ?? 0)
+    )
+      this.violations.push(
+        `${where}: hold with refundedAmount out of range ${JSON.stringify(hold)}`,
+      );
     if (hold.status === "pending") return;
-    const text = JSON.stringify(hold);
+    // A settled hold's refunds grow; nothing else of a terminal hold ever changes.
+    const { refundedAmount: _, ...rest } = hold;
+    const text = JSON.stringify(rest);
     const before = this.terminalSeen.get(hold.id);
     if (before === undefined) this.terminalSeen.set(hold.id, text);
     else if (before !== text)

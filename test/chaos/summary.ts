@@ -69,7 +69,7 @@ export function formatSummary(s: SummaryInput): string {
   if (s.totals) {
     lines.push(
       `totals: holds ${JSON.stringify(s.totals.holds)}; credited ${s.totals.credited}, promotions ${s.totals.promotionCredited}, ` +
-        `settled ${s.totals.settled}; users ${s.totals.users}, system ${JSON.stringify(s.totals.system)}`,
+        `settled ${s.totals.settled}, refunded ${s.totals.refunded}, adjusted ${s.totals.adjusted}; users ${s.totals.users}, system ${JSON.stringify(s.totals.system)}`,
     );
   }
   lines.push(

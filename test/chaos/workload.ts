@@ -21,6 +21,8 @@ const WEIGHTS = {
   reuse: 2,
   credit: 8,
   redeem: 5,
+  refund: 5,
+  adjust: 3,
   readAccount: 16,
   readEntries: 10,
   readHold: 8,
@@ -204,14 +206,16 @@ export async function runClient(w: Workload, client: number, rng: Rng, running: 
     const done = mine.filter((o) => o.answer && o.kind !== "settle" && o.kind !== "release");
     if (done.length === 0) return purchase();
     const op = rng.pick(done);
-    // A key belongs to the account its request names: the other request is on the same
-    // account (another promotion for a redemption, another amount otherwise).
+    // A key belongs to the account or hold its request names: the other request is on the same
+    // one (another promotion for a redemption, another reason for a refund or an adjustment,
+    // another amount otherwise).
     const body = { ...(op.request.body as Record<string, unknown>) };
     let path = op.request.path;
     if (op.kind === "redeem") {
       const other = rng.pick(w.promotions.filter((p) => !path.includes(`/${p.code}/`)));
       path = `/v1/promotions/${other.code}/redemptions`;
-    } else body.amount = (body.amount as number) + 1;
+    } else if (op.kind === "refund" || op.kind === "adjust") body.reason = "another reason";
+    else body.amount = (body.amount as number) + 1;
     const again = await http.send({ ...op.request, path, body }, rng, w.opRetryMs);
     model.count(`reuse-${op.kind}`, again);
     if (again && (again.status !== 422 || again.json?.code !== "idempotency_key_reused"))
@@ -251,6 +255,56 @@ export async function runClient(w: Workload, client: number, rng: Rng, running: 
     model.count(`redeem ${promotion.code}`, op.answer);
     mine.push(op);
     absorb(w, op, `redeem ${key}`);
+  };
+
+  /** A refund of a hold this client placed: all that is left, or part, or too much. */
+  const refund = async () => {
+    const placed = mine.filter((o) => o.kind === "purchase" && o.answer?.status === 201);
+    if (placed.length === 0) return purchase();
+    const hold = model.holds.get(rng.pick(placed).answer!.json.hold.id)!;
+    const key = nextKey("f");
+    const r = rng.next();
+    const amount = r < 0.4 ? undefined : r < 0.9 ? rng.int(1, hold.amount) : hold.amount + 1;
+    const request: Request = {
+      method: "POST",
+      path: `/v1/holds/${hold.id}/refunds`,
+      token: SERVICE,
+      key,
+      body: {
+        ...(amount === undefined ? {} : { amount }),
+        reason: "chaos refund",
+        metadata: { chaosKey: key },
+      },
+    };
+    const op = await keyed(w, rng, {
+      kind: "refund",
+      key,
+      client,
+      accountId: hold.accountId,
+      request,
+    });
+    model.count("refund", op.answer);
+    mine.push(op);
+    absorb(w, op, `refund ${key}`);
+    if (op.answer?.status === 201) model.seeHold(op.answer.json.hold, `refund ${key}`);
+  };
+
+  /** An admin correction, either way; a negative one may meet insufficient_funds. */
+  const adjust = async () => {
+    const key = nextKey("j");
+    const accountId = rng.pick(w.accounts);
+    const amount = rng.chance(0.5) ? rng.int(1, 40) : -rng.int(1, 60);
+    const request: Request = {
+      method: "POST",
+      path: `/v1/accounts/${accountId}/adjustments`,
+      token: ADMIN,
+      key,
+      body: { amount, reason: "chaos adjustment", metadata: { chaosKey: key } },
+    };
+    const op = await keyed(w, rng, { kind: "adjust", key, client, accountId, request });
+    model.count("adjust", op.answer);
+    mine.push(op);
+    absorb(w, op, `adjust ${key}`);
   };
 
   const readAccount = async () => {
@@ -328,6 +382,8 @@ export async function runClient(w: Workload, client: number, rng: Rng, running: 
     reuse,
     credit,
     redeem,
+    refund,
+    adjust,
     readAccount,
     readEntries,
     readHold,

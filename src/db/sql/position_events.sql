@@ -1,7 +1,8 @@
 -- Gives committed events their place in the feed (listEvents in src/events/list-events.ts):
 -- up to `max_events` events with no position yet, in the order they were written (`n`), get the
--- positions after the highest given so far. Returns how many it placed; 0 when another call
--- holds the lock (that one is placing them).
+-- positions after the highest given so far. Returns how many it placed. A call waits for
+-- another one in progress, so once it returns, every event committed before it began is
+-- placed: a reader that places first reads its own writes.
 --
 -- Why a reader following positions never skips an event: one call at a time places events (the
 -- advisory lock is held until its transaction ends), each call only places events whose
@@ -18,9 +19,7 @@ DECLARE
   base int8;
   picked jsonb;
 BEGIN
-  IF NOT pg_try_advisory_xact_lock(hashtext('holdfast_position_events')) THEN
-    RETURN 0;
-  END IF;
+  PERFORM pg_advisory_xact_lock(hashtext('holdfast_position_events'));
   SELECT jsonb_agg(jsonb_build_object('bucket', p.bucket, 'n', p.n) ORDER BY p.n) INTO picked
     FROM (SELECT v.bucket, v.n FROM events v WHERE v.position IS NULL ORDER BY v.n LIMIT max_events) p;
   IF picked IS NULL THEN

@@ -37,6 +37,7 @@ export default defineConfig({
             "test/ledger/ledger.test.ts",
             "test/http/purchases.test.ts",
             "test/http/refunds.test.ts",
+            "test/webhooks/webhooks.test.ts",
             "test/workers/expire.test.ts",
           ],
           globalSetup: ["./test/helpers/global-setup.ts", "./test/scale/global-setup.ts"],

@@ -62,6 +62,8 @@ const EnvFields = z.object({
     .enum(["0", "1"])
     .default("0")
     .transform((v) => v === "1"),
+  /** How long a webhook delivery is retried, with exponential backoff, before it is given up. */
+  HOLDFAST_WEBHOOK_RETRY_HOURS: z.coerce.number().positive().max(720).default(24),
   /**
    * off: write no events. Only to measure what the outbox costs (npm run bench): the feed and
    * the webhooks never see what is written meanwhile, and `holdfast verify` reports it.

@@ -1,4 +1,6 @@
+import { sql } from "drizzle-orm";
 import type postgres from "postgres";
+import type { Db } from "./client.ts";
 
 /** Every table written on behalf of an account, distributed by its bucket, colocated. */
 const DISTRIBUTED = [
@@ -10,10 +12,12 @@ const DISTRIBUTED = [
   "idempotency_keys",
   "refunds",
   "events",
+  "webhook_deliveries",
+  "webhook_attempts",
 ] as const;
 
 /** Read-mostly and small: a copy on every node. */
-const REFERENCE = ["promotions"] as const;
+const REFERENCE = ["promotions", "webhook_endpoints"] as const;
 
 /**
  * On a database with the `citus` extension, distributes holdfast's tables (once; later runs see
@@ -52,4 +56,13 @@ export async function distributeTables(sql: postgres.Sql): Promise<boolean> {
     }
   });
   return true;
+}
+
+/**
+ * On Citus, a transaction that reads or writes many shards in parallel may not write a
+ * reference table after (webhook_endpoints, beside the events it reads); in sequential mode it
+ * may. On plain Postgres the setting is a placeholder that nothing reads.
+ */
+export async function oneShardAtATime(tx: Db): Promise<void> {
+  await tx.execute(sql`SET LOCAL citus.multi_shard_modify_mode TO 'sequential'`);
 }

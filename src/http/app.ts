@@ -20,6 +20,7 @@ import { stringify } from "./json.ts";
 import { HttpError, PROBLEM_CONTENT_TYPE, type Problem, problem } from "./problem.ts";
 import { promotionRoutes } from "./promotions/routes.ts";
 import { HEADERS } from "./responses.ts";
+import { webhookRoutes } from "./webhooks/routes.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -147,6 +148,7 @@ export function createApp(deps: AppDeps, mounts: Mount[] = []): OpenAPIHono<AppE
   app.route("/", holdRoutes);
   app.route("/", promotionRoutes);
   app.route("/", eventRoutes);
+  app.route("/", webhookRoutes);
   for (const mount of mounts) mount(app);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -44,6 +44,7 @@ export function statusFor(code: ErrorCode): number {
     case "account_not_found":
     case "hold_not_found":
     case "promotion_not_found":
+    case "webhook_endpoint_not_found":
     case "not_found":
       return 404;
     case "method_not_allowed":

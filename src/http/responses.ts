@@ -13,6 +13,8 @@ const DOMAIN_DETAILS: Record<DomainErrorCode, string> = {
   account_not_found: "account bob does not exist",
   hold_not_found: "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 does not exist",
   promotion_not_found: "promotion DOUBLE does not exist",
+  webhook_endpoint_not_found:
+    "webhook endpoint 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f70 does not exist",
   account_exists: "account alice already exists",
   promotion_exists: "promotion DOUBLE already exists",
   hold_not_pending: "hold 019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50 is released and cannot be settled",
@@ -138,6 +140,12 @@ export function problems(codes: readonly ErrorCode[], options: { replayable?: bo
     }),
   );
 }
+
+/** A response with no body. */
+export const noContent = (description: string) => ({
+  description,
+  headers: refs("X-Request-Id"),
+});
 
 /** A JSON response; `replayable` for a route behind idempotent(). */
 export const jsonResponse = <T extends z.ZodType>(

@@ -3,6 +3,7 @@ export type DomainErrorCode =
   | "account_not_found"
   | "hold_not_found"
   | "promotion_not_found"
+  | "webhook_endpoint_not_found"
   | "account_exists"
   | "promotion_exists"
   | "hold_not_pending"

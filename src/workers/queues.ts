@@ -8,6 +8,7 @@ export const QUEUE_NAMES = {
   expire: "holds-expire",
   fulfil: "holds-fulfil",
   sweep: "holds-sweep",
+  webhooks: "webhooks",
 } as const;
 
 /**
@@ -36,12 +37,21 @@ export const fulfilJobId = (holdId: string) => `fulfil-${holdId}`;
 
 export type HoldQueue = Queue<HoldJobData>;
 
+/** A webhook delivery lane (src/webhooks/dispatch.ts): one endpoint, one account. */
+export const WebhookJobData = z.object({
+  endpointId: z.uuid(),
+  bucket: z.number().int(),
+  accountId: z.string(),
+});
+export type WebhookJobData = z.infer<typeof WebhookJobData>;
+
 export interface HoldQueues {
   /** The connection the queues use. */
   redis: RedisClient;
   expire: HoldQueue;
   fulfil: HoldQueue;
   sweep: Queue<SweepJobData>;
+  webhooks: Queue<WebhookJobData>;
   all: Queue[];
   close(): Promise<void>;
 }
@@ -53,7 +63,7 @@ const KEEP: Pick<JobsOptions, "removeOnComplete" | "removeOnFail"> = {
 };
 
 /**
- * The three hold queues on `connection`, which the caller owns and closes. Producers in the API
+ * The hold queues and the webhook deliveries' queue on `connection`, which the caller owns and closes. Producers in the API
  * pass a client that fails fast (no offline queue) and `failFast`, so an enqueue while Redis is
  * down rejects at once instead of waiting for a reconnect; the sweep enqueues later. Such a
  * client must already be connected: BullMQ reads the server version once, when the queue is
@@ -71,13 +81,15 @@ export function createHoldQueues(
   const expire: HoldQueue = new Queue(QUEUE_NAMES.expire, base);
   const fulfil: HoldQueue = new Queue(QUEUE_NAMES.fulfil, base);
   const sweep = new Queue<SweepJobData>(QUEUE_NAMES.sweep, base);
-  const all = [expire, fulfil, sweep] as Queue[];
+  const webhooks = new Queue<WebhookJobData>(QUEUE_NAMES.webhooks, base);
+  const all = [expire, fulfil, sweep, webhooks] as Queue[];
   for (const queue of all) queue.on("error", () => {});
   return {
     redis: connection,
     expire,
     fulfil,
     sweep,
+    webhooks,
     all,
     close: async () => {
       await Promise.all(all.map((q) => q.close()));

@@ -12,6 +12,7 @@ import { createHoldQueues, type HoldQueues, QUEUE_NAMES } from "./queues.ts";
 import { cappedBackoff } from "./retry-schedule.ts";
 import { batchedUnscheduler } from "./schedule-hold.ts";
 import { sweepJobProcessor } from "./sweep-holds.ts";
+import { startWebhooks } from "./webhooks.ts";
 
 /**
  * Stalled-job recovery. A worker that dies (SIGKILL, OOM, a lost host) stops renewing the locks
@@ -34,6 +35,9 @@ export interface WorkerTuning {
   stalledIntervalMs?: number;
   /** First retry delay of fulfil jobs the sweep enqueues again (tests shorten it). */
   retryBaseMs?: number;
+  /** First retry delay of a webhook delivery, 1 s by default (tests shorten it). */
+  webhookRetryBaseMs?: number;
+  webhookTimeoutMs?: number;
 }
 
 export interface StartWorkersOptions {
@@ -45,6 +49,7 @@ export interface StartWorkersOptions {
     | "HOLDFAST_SWEEP_INTERVAL_MS"
     | "HOLDFAST_QUEUE_PREFIX"
     | "HOLDFAST_FULFIL_CONCURRENCY"
+    | "HOLDFAST_WEBHOOK_RETRY_HOURS"
   >;
   logger: Logger;
   /** REDIS_URL, or the cluster of REDIS_CLUSTER_NODES (see redisTarget). */
@@ -117,6 +122,18 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
       ),
     );
   }
+  const webhooks = startWebhooks({
+    db,
+    queue: queues.webhooks,
+    worker: common,
+    delivery: {
+      retryHours: env.HOLDFAST_WEBHOOK_RETRY_HOURS,
+      retryBaseMs: tuning.webhookRetryBaseMs ?? 1000,
+      timeoutMs: tuning.webhookTimeoutMs,
+    },
+    logger,
+  });
+  workers.push(webhooks.worker);
   for (const worker of workers) {
     worker.on("error", (err) => logger.error({ err, queue: worker.name }, "worker error"));
     worker.on("failed", (job: Job | undefined, err: Error) =>
@@ -147,6 +164,7 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     close: () => {
       closing ??= (async () => {
         scheduler.stop();
+        webhooks.stop();
         await Promise.all(workers.map((w) => w.close()));
         await queues.close();
         await connection.quit().catch(() => connection.disconnect());

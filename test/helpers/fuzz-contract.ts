@@ -5,7 +5,13 @@ export const CONTRACT_CODES: Readonly<Record<number, readonly string[]>> = {
   400: ["invalid_request", "idempotency_key_required"],
   401: ["unauthorized"],
   403: ["forbidden"],
-  404: ["account_not_found", "hold_not_found", "promotion_not_found", "not_found"],
+  404: [
+    "account_not_found",
+    "hold_not_found",
+    "promotion_not_found",
+    "webhook_endpoint_not_found",
+    "not_found",
+  ],
   405: ["method_not_allowed"],
   409: [
     "account_exists",

@@ -17,6 +17,7 @@ export const workerEnv = (overrides: Partial<WorkerEnv> = {}): WorkerEnv => ({
   HOLDFAST_SWEEP_INTERVAL_MS: 60_000,
   HOLDFAST_QUEUE_PREFIX: testPrefix(),
   HOLDFAST_FULFIL_CONCURRENCY: 50,
+  HOLDFAST_WEBHOOK_RETRY_HOURS: 24,
   ...overrides,
 });
 

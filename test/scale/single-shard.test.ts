@@ -72,9 +72,12 @@ describe("on Citus with a Redis Cluster", () => {
       "ledger_transactions",
       "redemptions",
       "refunds",
+      "webhook_attempts",
+      "webhook_deliveries",
     ]);
     expect(new Set(distributed.map((t) => t.colocation)).size).toBe(1);
     expect(tables.find((t) => t.name === "promotions")?.method).toBe("n");
+    expect(tables.find((t) => t.name === "webhook_endpoints")?.method).toBe("n");
   });
 
   it("a mixed workload from two API instances and the workers: no two-phase commit, no multi-shard query", async () => {

@@ -73,6 +73,6 @@ describe("/admin/queues (bull-board)", () => {
     const api = await get("/admin/queues/api/queues", basic("admin", ADMIN));
     expect(api.status).toBe(200);
     const names = (api.json.queues as { name: string }[]).map((q) => q.name).sort();
-    expect(names).toEqual(["holds-expire", "holds-fulfil", "holds-sweep"]);
+    expect(names).toEqual(["holds-expire", "holds-fulfil", "holds-sweep", "webhooks"]);
   });
 });

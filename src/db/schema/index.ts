@@ -9,3 +9,4 @@ export * from "./ledger-transactions.ts";
 export * from "./promotions.ts";
 export * from "./redemptions.ts";
 export * from "./refunds.ts";
+export * from "./webhooks.ts";

@@ -18,8 +18,8 @@ export const laneJobId = (lane: Pick<DeliveryLane, "endpointId" | "accountId">) 
 
 /**
  * Enqueues a job for each lane that is due: a lane already queued or running is not enqueued
- * again (the job id), and a lane whose job failed (its delivery will be retried) gets that job
- * retried, so the dashboard keeps one job per lane, with its attempts and errors.
+ * again (the job id), and a lane whose job failed (a delivery to retry, or a database error on
+ * the way) gets that job retried, so the dashboard keeps one job per lane, with its errors.
  */
 export async function enqueueLanes(queue: Queue<WebhookJobData>, lanes: DeliveryLane[]) {
   if (lanes.length === 0) return;
@@ -34,9 +34,9 @@ export async function enqueueLanes(queue: Queue<WebhookJobData>, lanes: Delivery
       },
     })),
   );
-  for (const lane of lanes.filter((l) => l.attempts > 0)) {
-    const job = await queue.getJob(laneJobId(lane));
-    if (job && (await job.isFailed())) await job.retry("failed").catch(() => {});
+  const due = new Set(lanes.map(laneJobId));
+  for (const job of await queue.getFailed(0, 999)) {
+    if (job.id && due.has(job.id)) await job.retry("failed").catch(() => {});
   }
 }
 

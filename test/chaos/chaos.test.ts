@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
 import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { ADMIN, SERVICE } from "../helpers/app.ts";
@@ -15,6 +16,7 @@ import { type FulfilmentService, startFulfilmentService } from "./fulfilment.ts"
 import { ChaosHttp, newHttpStats } from "./http.ts";
 import { type KeyedOp, Model, type PromotionSpec } from "./model.ts";
 import { Rng } from "./random.ts";
+import { type Subscriber, startSubscriber, subscriberProblems } from "./subscriber.ts";
 import { formatSummary } from "./summary.ts";
 import { absorb, runClient, type Workload } from "./workload.ts";
 
@@ -53,6 +55,7 @@ describe("chaos", () => {
     const redis = new Redis(REDIS_URL);
     let db: TestDatabase | undefined;
     let fulfilment: FulfilmentService | undefined;
+    let subscriber: Subscriber | undefined;
     let cluster: Cluster | undefined;
     let faults: Faults | undefined;
     let totals: FinalTotals | undefined;
@@ -61,6 +64,7 @@ describe("chaos", () => {
     try {
       db = await createTestDatabase({ max: 4 });
       fulfilment = await startFulfilmentService(seed, randomBytes(16).toString("hex"));
+      subscriber = await startSubscriber(seed);
       cluster = new Cluster(db.url, {
         REDIS_URL,
         HOLDFAST_QUEUE_PREFIX: prefix,
@@ -109,6 +113,21 @@ describe("chaos", () => {
         op.answer = answer;
         absorb(w, op, `setup ${key}`);
       };
+      // A webhook subscriber from the start: it must receive every event of the run.
+      const endpoint = await http.send(
+        {
+          method: "POST",
+          path: "/v1/webhook-endpoints",
+          token: ADMIN,
+          body: { url: subscriber.url },
+          key: `endpoint-${seed}`,
+        },
+        setupRng,
+        30_000,
+      );
+      if (endpoint?.status !== 201)
+        throw new Error(`creating the webhook endpoint: ${endpoint?.status} ${endpoint?.text}`);
+      subscriber.secret = endpoint.json.secret;
       for (const p of PROMOTIONS) {
         const a = await http.send(
           {
@@ -222,6 +241,19 @@ describe("chaos", () => {
       totals = final.totals;
       problems.push(...final.problems);
 
+      // Every event of the run reaches the subscriber (at least once, signed, in order).
+      const events = await db.db.execute<{ id: string; account_id: string; sequence: number }>(
+        sql`SELECT id, account_id, sequence FROM events`,
+      );
+      const sub = subscriber;
+      const webhooksBy = Date.now() + 90_000;
+      while (Date.now() < webhooksBy && events.some((e) => !sub.received.has(e.id)))
+        await new Promise((r) => setTimeout(r, 250));
+      problems.push(...subscriberProblems(sub, events));
+      log(
+        `webhooks: ${sub.received.size} of ${events.length} events received, ${sub.deliveries} deliveries`,
+      );
+
       // Workers finish the job in hand on SIGTERM; with the webhook gone none waits on it.
       await fulfilment.close();
       problems.push(...(await c.stopAll()));
@@ -245,6 +277,7 @@ describe("chaos", () => {
       cluster?.killAll();
       await faults?.close();
       await fulfilment?.close().catch(() => {});
+      await subscriber?.close().catch(() => {});
       await deleteKeysUnder(redis, prefix).catch(() => {});
       redis.disconnect();
     }

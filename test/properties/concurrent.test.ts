@@ -3,12 +3,14 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
 import { getAccount } from "../../src/ledger/account.ts";
+import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { createPromotion } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { redeemPromotion } from "../../src/ledger/redeem-promotion.ts";
 import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
+import { refundHold } from "../../src/reservations/refund-hold.ts";
 import { expireHold, releaseHold } from "../../src/reservations/release-hold.ts";
 import { settleHold } from "../../src/reservations/settle-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -23,6 +25,7 @@ import {
   NO_SWEEPER_GRACE_MS,
   plus,
   redemptionView,
+  refundView,
   runParameters,
   type SystemBalances,
   show,
@@ -66,13 +69,15 @@ type Action =
   | { kind: "settle"; hold: number; amount?: number }
   | { kind: "release"; hold: number }
   | { kind: "expire"; hold: number }
-  | { kind: "redeem"; account: number; promotion: PromotionName };
+  | { kind: "redeem"; account: number; promotion: PromotionName }
+  | { kind: "refund"; hold: number; amount?: number }
+  | { kind: "adjust"; account: number; amount: number };
 
 interface Scenario {
   /** Opening settled balance of each account (one or two accounts). */
   accounts: number[];
-  /** Holds placed before the batch; a due one has its deadline behind it. */
-  holds: { account: number; amount: number; due: boolean }[];
+  /** Holds placed before the batch; a due one has its deadline behind it; a settled one is captured whole. */
+  holds: { account: number; amount: number; due: boolean; settled: boolean }[];
   /** Fired all at once, each after its own small delay (0–2 ms) to vary the interleaving. */
   batch: { action: Action; delayMs: number }[];
 }
@@ -103,6 +108,19 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: kind("release"), hold }) },
   { weight: 1, arbitrary: fc.record({ kind: kind("expire"), hold }) },
+  { weight: 2, arbitrary: fc.record({ kind: kind("refund"), hold }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: kind("refund"), hold, amount: fc.integer({ min: 1, max: 150 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: kind("adjust"),
+      account,
+      amount: fc.oneof(fc.integer({ min: -200, max: -1 }), fc.integer({ min: 1, max: 200 })),
+    }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -116,7 +134,12 @@ const action: fc.Arbitrary<Action> = fc.oneof(
 const scenario: fc.Arbitrary<Scenario> = fc.record({
   accounts: fc.array(balance, { minLength: 1, maxLength: 2 }),
   holds: fc.array(
-    fc.record({ account, amount: fc.integer({ min: 1, max: 150 }), due: fc.boolean() }),
+    fc.record({
+      account,
+      amount: fc.integer({ min: 1, max: 150 }),
+      due: fc.boolean(),
+      settled: fc.boolean(),
+    }),
     { minLength: 1, maxLength: 3 },
   ),
   batch: fc.array(fc.record({ action, delayMs: fc.constantFrom(0, 0, 0, 1, 2) }), {
@@ -179,7 +202,10 @@ class ConcurrentRun {
       expect(placed.ok, "setup hold placed by both or neither").toBe(modelled.ok);
       if (!placed.ok) continue;
       this.holds.push(placed.value.id);
-      if (h.due) {
+      if (h.settled) {
+        await settleHold(db, { holdId: placed.value.id });
+        expect(m.settle(placed.value.id).ok).toBe(true);
+      } else if (h.due) {
         await db.execute(
           sql`UPDATE holds SET expires_at = now() - interval '1 second' WHERE id = ${placed.value.id}`,
         );
@@ -224,6 +250,24 @@ class ConcurrentRun {
         };
       case "expire":
         return { result: expireView(await expireHold(db, this.holdOf(a.hold))) };
+      case "refund":
+        return {
+          result: await attempt(
+            refundHold(db, { holdId: this.holdOf(a.hold), amount: a.amount }),
+            refundView,
+          ),
+        };
+      case "adjust":
+        return {
+          result: await attempt(
+            adjustAccount(db, {
+              accountId: this.accountOf(a.account),
+              amount: a.amount,
+              reason: "property",
+            }),
+            (r) => accountView(r.account),
+          ),
+        };
       case "redeem":
         return {
           result: await attempt(
@@ -250,6 +294,10 @@ class ConcurrentRun {
         return m.release(this.holdOf(a.hold));
       case "expire":
         return m.expire(this.holdOf(a.hold));
+      case "refund":
+        return m.refund(this.holdOf(a.hold), a.amount);
+      case "adjust":
+        return m.adjust(this.accountOf(a.account), a.amount);
       case "redeem":
         return m.redeem(this.code(a.promotion), this.accountOf(a.account));
     }
@@ -435,4 +483,30 @@ describe("the founding story, raced", () => {
     );
     await expectLedgerConsistent(t.db, NO_SWEEPER_GRACE_MS);
   }, 120_000);
+
+  it("50 coins, buy 20 settled (30), then DOUBLE racing the refund: 80 or 100, as the entries order them", async () => {
+    const code = await storyPromotion(2);
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(0, 1, 2), async (delayMs) => {
+        const id = `refund-story-${++n}`;
+        await createAccount(t.db, { id });
+        await creditAccount(t.db, { accountId: id, amount: 50 });
+        const { hold } = await placeHold(t.db, { accountId: id, amount: 20 });
+        await settleHold(t.db, { holdId: hold.id });
+        const [redeemed] = await Promise.all([
+          redeemPromotion(t.db, { code, accountId: id }),
+          sleep(delayMs).then(() => refundHold(t.db, { holdId: hold.id })),
+        ]);
+        const kinds = (await entriesInOrder(t.db, id)).map((e) => e.kind);
+        const refundFirst = kinds.indexOf("refund") < kinds.indexOf("promotion");
+        const account = await getAccount(t.db, id);
+        // Promotion then refund: 30 doubled, plus 20. Refund then promotion: 50 doubled.
+        expect(account.settled).toBe(refundFirst ? 100 : 80);
+        expect(redeemed.redemption.basis).toBe(refundFirst ? 50 : 30);
+      }),
+      runParameters(20),
+    );
+    await expectLedgerConsistent(t.db, NO_SWEEPER_GRACE_MS);
+  }, 60_000);
 });

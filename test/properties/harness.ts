@@ -9,6 +9,7 @@ import { isDomainError } from "../../src/ledger/errors.ts";
 import { SYSTEM_ACCOUNTS, type SystemAccountId } from "../../src/ledger/ids.ts";
 import type { RedeemResult } from "../../src/ledger/redeem-promotion.ts";
 import type { Hold } from "../../src/reservations/hold.ts";
+import type { RefundResult } from "../../src/reservations/refund-hold.ts";
 import type { ExpireOutcome } from "../../src/reservations/release-hold.ts";
 import type {
   AccountView,
@@ -17,6 +18,7 @@ import type {
   ModelState,
   Outcome,
   RedemptionView,
+  RefundView,
 } from "./model.ts";
 
 /** A UUID no hold has: the id of a hold that does not exist. */
@@ -44,6 +46,13 @@ export const holdView = (h: Hold): HoldView => ({
   amount: big(h.amount),
   status: h.status,
   settledAmount: h.settledAmount === null ? null : big(h.settledAmount),
+  refundedAmount: big(h.refundedAmount),
+});
+
+export const refundView = (r: RefundResult): RefundView => ({
+  amount: big(r.refund.amount),
+  hold: holdView(r.hold),
+  account: accountView(r.account),
 });
 
 export const redemptionView = (r: RedeemResult): RedemptionView => ({

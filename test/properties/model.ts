@@ -21,6 +21,8 @@ export interface ModelHold {
   amount: bigint;
   status: HoldStatus;
   settledAmount: bigint | null;
+  /** The sum of its refunds, at most settledAmount. */
+  refundedAmount: bigint;
   /** Its deadline has passed by the database clock (the tests backdate it to make it so). */
   due: boolean;
 }
@@ -59,6 +61,13 @@ export interface HoldView {
   amount: bigint;
   status: HoldStatus;
   settledAmount: bigint | null;
+  refundedAmount: bigint;
+}
+
+export interface RefundView {
+  amount: bigint;
+  hold: HoldView;
+  account: AccountView;
 }
 
 export interface RedemptionView {
@@ -89,6 +98,7 @@ export const holdView = (h: ModelHold): HoldView => ({
   amount: h.amount,
   status: h.status,
   settledAmount: h.settledAmount,
+  refundedAmount: h.refundedAmount,
 });
 
 export class LedgerModel {
@@ -151,6 +161,7 @@ export class LedgerModel {
       amount: coins,
       status: "pending",
       settledAmount: null,
+      refundedAmount: 0n,
       due: false,
     };
     this.state.holds.set(holdId, hold);
@@ -216,6 +227,38 @@ export class LedgerModel {
     this.state.system["@promotions"] -= credited;
     promotion.redeemedBy.set(accountId, credited);
     return ok({ basis, credited, account: accountView(account) });
+  }
+
+  /**
+   * Gives back coins of a settled hold from @revenue: all that is still refundable when
+   * `amount` is undefined. One more additive entry; nothing posted before is recomputed.
+   */
+  refund(holdId: string, amount?: number): Outcome<RefundView> {
+    const hold = this.state.holds.get(holdId);
+    if (!hold) return refuse("hold_not_found");
+    if (hold.status !== "settled") return refuse("hold_not_settled");
+    const refundable = hold.settledAmount! - hold.refundedAmount;
+    const coins = amount === undefined ? refundable : amountOf(amount);
+    if (coins < 1n || coins > refundable) return refuse("refund_exceeds_settled");
+    const account = this.account(hold.accountId);
+    if (account.settled + coins > MAX) return refuse("balance_limit_exceeded");
+    account.settled += coins;
+    this.state.system["@revenue"] -= coins;
+    hold.refundedAmount += coins;
+    return ok({ amount: coins, hold: holdView(hold), account: accountView(account) });
+  }
+
+  /** An admin correction, either sign: never below 0 available, never past 2^53 − 1. */
+  adjust(accountId: string, amount: number): Outcome<AccountView> {
+    if (!Number.isSafeInteger(amount) || amount === 0) throw new TypeError(`bad amount ${amount}`);
+    const coins = BigInt(amount);
+    const account = this.state.accounts.get(accountId);
+    if (!account) return refuse("account_not_found");
+    if (account.settled + coins < account.held) return refuse("insufficient_funds");
+    if (account.settled + coins > MAX) return refuse("balance_limit_exceeded");
+    account.settled += coins;
+    this.state.system["@adjustments"] -= coins;
+    return ok(accountView(account));
   }
 
   private account(id: string): ModelAccount {

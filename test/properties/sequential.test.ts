@@ -3,12 +3,14 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
 import { getAccount } from "../../src/ledger/account.ts";
+import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { createPromotion } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { redeemPromotion } from "../../src/ledger/redeem-promotion.ts";
 import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
+import { refundHold } from "../../src/reservations/refund-hold.ts";
 import { expireHold, releaseHold } from "../../src/reservations/release-hold.ts";
 import { settleHold } from "../../src/reservations/settle-hold.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
@@ -22,6 +24,7 @@ import {
   NO_SWEEPER_GRACE_MS,
   plus,
   redemptionView,
+  refundView,
   runParameters,
   type SystemBalances,
   show,
@@ -65,7 +68,9 @@ type Command =
   | { kind: "settle"; hold: number; amount?: number }
   | { kind: "release"; hold: number }
   | { kind: "expire"; hold: number; backdate: boolean }
-  | { kind: "redeem"; account: Slot; promotion: PromotionName };
+  | { kind: "redeem"; account: Slot; promotion: PromotionName }
+  | { kind: "refund"; hold: number; amount?: number }
+  | { kind: "adjust"; account: Slot; amount: number };
 
 const huge = fc.oneof(
   fc.constant(MAX_AMOUNT),
@@ -91,6 +96,11 @@ const hold = fc.oneof(
 );
 const kind = <K extends Command["kind"]>(k: K) => fc.constant(k);
 
+/** Signed and non-zero: mostly small, sometimes far beyond any balance either way. */
+const signedAmount = fc
+  .tuple(amount(500, 1), fc.boolean())
+  .map(([n, negative]) => (negative ? -n : n));
+
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
     weight: 1,
@@ -108,6 +118,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: kind("settle"), hold, amount: amount(500) }) },
   { weight: 2, arbitrary: fc.record({ kind: kind("release"), hold }) },
   { weight: 3, arbitrary: fc.record({ kind: kind("expire"), hold, backdate: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ kind: kind("refund"), hold }) },
+  { weight: 2, arbitrary: fc.record({ kind: kind("refund"), hold, amount: amount(300) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: kind("adjust"), account: slot, amount: signedAmount }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -147,6 +163,7 @@ const EVERY_OUTCOME: [Opening, Command[]] = [
     { kind: "placeHold", account: "b", amount: 51 },
     { kind: "placeHold", account: "c", amount: 1 },
     { kind: "credit", account: "c", amount: 1 },
+    { kind: "adjust", account: "c", amount: 5 },
     { kind: "redeem", account: "a", promotion: "DOUBLE" },
     { kind: "redeem", account: "a", promotion: "DOUBLE" },
     { kind: "redeem", account: "a", promotion: "ENDED" },
@@ -164,6 +181,21 @@ const EVERY_OUTCOME: [Opening, Command[]] = [
     { kind: "placeHold", account: "c", amount: MAX_AMOUNT },
     { kind: "settle", hold: 3, amount: 1 },
     { kind: "redeem", account: "b", promotion: "TEN" },
+    // Refunds: h0 settled 10 of its 30, h1 released, h2 expired; h3 settled 1 on c, which
+    // now has 2^53 − 2.
+    { kind: "refund", hold: 0, amount: 4 },
+    { kind: "refund", hold: 0, amount: 7 },
+    { kind: "refund", hold: 0 },
+    { kind: "refund", hold: 0 },
+    { kind: "refund", hold: 1 },
+    { kind: "refund", hold: 2 },
+    { kind: "refund", hold: -1 },
+    { kind: "adjust", account: "c", amount: 1 },
+    { kind: "refund", hold: 3 },
+    { kind: "adjust", account: "c", amount: 1 },
+    { kind: "adjust", account: "c", amount: -MAX_AMOUNT },
+    { kind: "adjust", account: "c", amount: -1 },
+    { kind: "refund", hold: 3 },
   ],
 ];
 
@@ -193,6 +225,15 @@ const MUST_REACH = [
   "redeem promotion_not_found",
   "redeem account_not_found",
   "redeem balance_limit_exceeded",
+  "refund ok",
+  "refund hold_not_found",
+  "refund hold_not_settled",
+  "refund refund_exceeds_settled",
+  "refund balance_limit_exceeded",
+  "adjust ok",
+  "adjust account_not_found",
+  "adjust insufficient_funds",
+  "adjust balance_limit_exceeded",
 ];
 
 interface Opening {
@@ -321,6 +362,22 @@ class Run {
         }
         real = expireView(await expireHold(db, holdId));
         expected = m.expire(holdId);
+        break;
+      }
+      case "refund": {
+        const holdId = this.holdRef(c.hold);
+        target = ` on ${this.holdName(holdId)}`;
+        real = await attempt(refundHold(db, { holdId, amount: c.amount }), refundView);
+        expected = m.refund(holdId, c.amount);
+        break;
+      }
+      case "adjust": {
+        const accountId = this.accountId(c.account);
+        real = await attempt(
+          adjustAccount(db, { accountId, amount: c.amount, reason: "property" }),
+          (r) => accountView(r.account),
+        );
+        expected = m.adjust(accountId, c.amount);
         break;
       }
       case "redeem": {

@@ -7,6 +7,7 @@ import { connectRedis, type RedisTarget } from "../process/connections.ts";
 import { batchedFind, batchedSettle } from "./batched-settle.ts";
 import { expireJobProcessor } from "./expire-job.ts";
 import { fulfilHoldProcessor } from "./fulfil-hold.ts";
+import { expireOutcomeLine, fulfilOutcomeLine, withJobLog } from "./job-log.ts";
 import { keepSweepScheduled } from "./keep-sweep-scheduled.ts";
 import { createHoldQueues, type HoldQueues, QUEUE_NAMES } from "./queues.ts";
 import { cappedBackoff } from "./retry-schedule.ts";
@@ -92,7 +93,10 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     : undefined;
 
   const workers: Worker[] = [
-    new Worker(QUEUE_NAMES.expire, expireJobProcessor(db), { ...common, concurrency: 20 }),
+    new Worker(QUEUE_NAMES.expire, withJobLog(expireJobProcessor(db), expireOutcomeLine, logger), {
+      ...common,
+      concurrency: 20,
+    }),
     new Worker(
       QUEUE_NAMES.sweep,
       sweepJobProcessor({
@@ -109,14 +113,18 @@ export async function startWorkers(options: StartWorkersOptions): Promise<Runnin
     workers.push(
       new Worker(
         QUEUE_NAMES.fulfil,
-        fulfilHoldProcessor({
-          db,
-          fulfilment,
+        withJobLog(
+          fulfilHoldProcessor({
+            db,
+            fulfilment,
+            logger,
+            settle: batchedSettle(db),
+            find: batchedFind(db),
+            resolved: batchedUnscheduler(queues),
+          }),
+          fulfilOutcomeLine,
           logger,
-          settle: batchedSettle(db),
-          find: batchedFind(db),
-          resolved: batchedUnscheduler(queues),
-        }),
+        ),
         // Mostly waiting on the webhook: many jobs in flight, their settles batched.
         { ...common, concurrency: env.HOLDFAST_FULFIL_CONCURRENCY },
       ),

@@ -76,6 +76,15 @@ describe("expire worker", () => {
     await waitFor(async () => (await job?.getState()) === "completed" || undefined, {
       what: "the expire job to complete",
     });
+    const { logs } = await producer.queues.expire.getJobLogs(job!.id!);
+    expect(logs).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^attempt 1 of 10 · deadline ${hold.expiresAt} \\(.*\\) · hold /v1/holds/${holdId} · `,
+        ),
+      ),
+      "expired",
+    ]);
     await expectLedgerConsistent(db.db);
   });
 

@@ -166,6 +166,15 @@ describe("fulfil worker", () => {
       return (await j?.getState()) === "completed" && j;
     });
     expect(job.returnvalue).toEqual({ outcome: "settled", settledAmount: 20 });
+    const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
+    expect(logs).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^attempt 1 of \\d+ · deadline ${hold.expiresAt} \\(in \\d+m\\d+s\\) · hold /v1/holds/${hold.id} · panel /admin/holds\\?account=f-ok$`,
+        ),
+      ),
+      "settled 20 of 20",
+    ]);
     await expectLedgerConsistent(db.db);
   });
 
@@ -201,6 +210,11 @@ describe("fulfil worker", () => {
       settledAmount: null,
     });
     await expireJobGone(hold.id);
+    // Told apart from a settle in the dashboard: its progress and its log say it was refused.
+    const job = (await producer.queues.fulfil.getJob(fulfilJobId(hold.id)))!;
+    expect(job.progress).toEqual({ outcome: "refused", reason: "out of stock" });
+    const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
+    expect(logs[1]).toBe("REFUSED by fulfilment: out of stock (hold released)");
     const bare = await purchase("f-refused-bare", "refused-bare");
     expect(await resolved(bare.id)).toMatchObject({
       status: "released",
@@ -220,6 +234,19 @@ describe("fulfil worker", () => {
     expect(requests).toHaveLength(2);
     expect(requests.map((r) => r.headers["idempotency-key"])).toEqual([hold.id, hold.id]);
     expect(await purchaseTransactions(hold.id)).toBe(1);
+    const job = await waitFor(async () => {
+      const j = await producer.queues.fulfil.getJob(fulfilJobId(hold.id));
+      return (await j?.getState()) === "completed" && j;
+    });
+    const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
+    expect(logs).toEqual([
+      expect.stringMatching(/^attempt 1 of (\d+) · deadline /),
+      expect.stringMatching(
+        /^failed: fulfilment answered HTTP 503; will retry; \d+ attempt\(s\) left$/,
+      ),
+      expect.stringMatching(/^attempt 2 of \d+ · deadline /),
+      "settled 20 of 20",
+    ]);
     await expectLedgerConsistent(db.db);
   });
 

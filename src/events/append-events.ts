@@ -17,16 +17,42 @@ export const setEventsWritten = (on: boolean): void => {
   written = on;
 };
 
+/** The transactions whose events are gathered and appended at once (see gatherEvents). */
+const gathering = new WeakMap<object, NewEvent[]>();
+
 /**
  * Appends the events of changes made in the transaction `tx` with one statement,
  * holdfast_append_events (src/db/sql/append_events.sql), which numbers each account's events.
- * `events` are in the order the changes were applied.
+ * `events` are in the order the changes were applied. In a transaction that gathers its events
+ * (a write path batch), they are kept for its one statement instead.
  */
 export async function appendEvents(tx: Db, events: NewEvent[]): Promise<void> {
   if (!written || events.length === 0) return;
+  const gathered = gathering.get(tx);
+  if (gathered) {
+    gathered.push(...events);
+    return;
+  }
   const rows = events.map((e, i) => {
     const bucket = bucketOf(e.accountId);
     return { i, bucket, id: newIdIn(bucket), account_id: e.accountId, type: e.type, data: e.data };
   });
   await tx.execute(sql`SELECT holdfast_append_events(${JSON.stringify(rows)}::jsonb)`);
+}
+
+/**
+ * Makes the changes run in `tx` by `apply` gather their events, then appends them all with one
+ * statement: a write path batch's events, whatever its commands, cost it one statement.
+ */
+export async function gatherEvents<T>(tx: Db, apply: () => Promise<T>): Promise<T> {
+  const events: NewEvent[] = [];
+  gathering.set(tx, events);
+  try {
+    const result = await apply();
+    gathering.delete(tx);
+    await appendEvents(tx, events);
+    return result;
+  } finally {
+    gathering.delete(tx);
+  }
 }

@@ -5,6 +5,7 @@ import { inLockOrder } from "../db/lock-order.ts";
 import { MicroBatcher } from "../db/micro-batcher.ts";
 import { batchThenAlone, retryingConflicts } from "../db/retry-conflicts.ts";
 import { shardsOf } from "../db/shards.ts";
+import { gatherEvents } from "../events/append-events.ts";
 import type { Role } from "../http/context.ts";
 import { HttpError } from "../http/problem.ts";
 import { type Rendered, renderOutcome } from "../http/respond.ts";
@@ -147,10 +148,12 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         tx,
         toRun.map(({ command }) => command),
       );
-      const rendered = await runEffects(
-        tx,
-        toRun.map(({ command }) => command),
-        counts,
+      const rendered = await gatherEvents(tx, () =>
+        runEffects(
+          tx,
+          toRun.map(({ command }) => command),
+          counts,
+        ),
       );
       const fresh = new Map<number, Rendered>(toRun.map(({ index }, i) => [index, rendered[i]!]));
 

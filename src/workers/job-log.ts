@@ -1,4 +1,4 @@
-import { DelayedError, type Job } from "bullmq";
+import { DelayedError, type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "../logger.ts";
 import type { ExpireJobResult } from "./expire-job.ts";
 import type { FulfilResult } from "./fulfil-hold.ts";
@@ -67,7 +67,9 @@ export function withJobLog<R extends FulfilResult | ExpireJobResult>(
       return result;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      const left = (job.opts.attempts ?? 1) - job.attemptsMade - 1;
+      // BullMQ never retries an UnrecoverableError, whatever attempts remain.
+      const left =
+        error instanceof UnrecoverableError ? 0 : (job.opts.attempts ?? 1) - job.attemptsMade - 1;
       await log(
         error instanceof DelayedError
           ? `put back: ${message}`

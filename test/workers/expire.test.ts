@@ -126,6 +126,12 @@ describe("expire worker", () => {
     const failed = await producer.queues.expire.getJob(job.id!);
     expect(failed?.attemptsMade).toBe(1);
     expect(failed?.failedReason).toMatch(/malformed job payload/);
+    // Not "4 attempt(s) left": BullMQ never retries an UnrecoverableError.
+    const { logs } = await producer.queues.expire.getJobLogs(job.id!);
+    expect(logs).toEqual([
+      expect.stringMatching(/^attempt 1 of 5 · /),
+      expect.stringMatching(/^failed: malformed job payload: .*; no attempt left$/s),
+    ]);
   });
 
   it("a duplicate enqueue of a hold's jobs is a no-op", async () => {

@@ -1,16 +1,20 @@
 import { createHmac, randomUUID } from "node:crypto";
+import type { Job } from "bullmq";
 import { sql } from "drizzle-orm";
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { holdsPanel } from "../../src/http/admin/holds-panel.ts";
 import { createLogger } from "../../src/logger.ts";
 import { getHold, type Hold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { fulfilHoldProcessor } from "../../src/workers/fulfil-hold.ts";
+import { fulfilOutcomeLine, withJobLog } from "../../src/workers/job-log.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { expireJobId, fulfilJobId } from "../../src/workers/queues.ts";
 import { scheduleHold } from "../../src/workers/schedule-hold.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
-import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
@@ -68,6 +72,7 @@ beforeAll(async () => {
     db,
     holdPlaced: (hold) =>
       scheduleHold(producer.queues, hold, { fulfilment: true, retryBaseMs: RETRY_BASE_MS }),
+    mounts: [holdsPanel(producer.queues.all, { fulfilment: true })],
   });
   workers = await startWorkers({
     db: db.db,
@@ -117,6 +122,19 @@ const resolved = (holdId: string) =>
     { what: `hold ${holdId} to resolve` },
   );
 
+/**
+ * The hold's fulfil job once completed. Its last log line and its progress are written after
+ * the hold is resolved and its expire job removed, so only completion says they are there.
+ */
+const completedJob = (holdId: string) =>
+  waitFor(
+    async () => {
+      const job = await producer.queues.fulfil.getJob(fulfilJobId(holdId));
+      return (await job?.getState()) === "completed" && job;
+    },
+    { what: `the fulfil job of ${holdId} to complete` },
+  );
+
 /** The worker removes the expire job of a hold its fulfil job settled or released. */
 const expireJobGone = (holdId: string) =>
   waitFor(async () => (await producer.queues.expire.getJob(expireJobId(holdId))) === undefined, {
@@ -161,10 +179,7 @@ describe("fulfil worker", () => {
     // The signature is over the exact bytes: a changed body does not verify.
     expect(verifySignature({ ...request!, body: request!.body.replace("20", "2") })).toBe(false);
     expect(await purchaseTransactions(hold.id)).toBe(1);
-    const job = await waitFor(async () => {
-      const j = await producer.queues.fulfil.getJob(fulfilJobId(hold.id));
-      return (await j?.getState()) === "completed" && j;
-    });
+    const job = await completedJob(hold.id);
     expect(job.returnvalue).toEqual({ outcome: "settled", settledAmount: 20 });
     const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
     expect(logs).toEqual([
@@ -211,7 +226,7 @@ describe("fulfil worker", () => {
     });
     await expireJobGone(hold.id);
     // Told apart from a settle in the dashboard: its progress and its log say it was refused.
-    const job = (await producer.queues.fulfil.getJob(fulfilJobId(hold.id)))!;
+    const job = await completedJob(hold.id);
     expect(job.progress).toEqual({ outcome: "refused", reason: "out of stock" });
     const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
     expect(logs[1]).toBe("REFUSED by fulfilment: out of stock (hold released)");
@@ -234,10 +249,7 @@ describe("fulfil worker", () => {
     expect(requests).toHaveLength(2);
     expect(requests.map((r) => r.headers["idempotency-key"])).toEqual([hold.id, hold.id]);
     expect(await purchaseTransactions(hold.id)).toBe(1);
-    const job = await waitFor(async () => {
-      const j = await producer.queues.fulfil.getJob(fulfilJobId(hold.id));
-      return (await j?.getState()) === "completed" && j;
-    });
+    const job = await completedJob(hold.id);
     const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
     expect(logs).toEqual([
       expect.stringMatching(/^attempt 1 of (\d+) · deadline /),
@@ -307,6 +319,69 @@ describe("fulfil worker", () => {
     });
     expect(job.returnvalue).toEqual({ outcome: "skipped", why: "released" });
     expect(stub.requestsFor(hold.id)).toEqual([]);
+  });
+
+  it("the links in a job's log lead to its hold and to the holds panel's search for its account", async () => {
+    const hold = await purchase("f-links", "ok");
+    const job = await completedJob(hold.id);
+    const { logs } = await producer.queues.fulfil.getJobLogs(job.id!);
+    const holdLink = / · hold (\/\S+)/.exec(logs[0]!)?.[1];
+    const panelLink = / · panel (\/\S+)/.exec(logs[0]!)?.[1];
+    expect(holdLink).toBe(`/v1/holds/${hold.id}`);
+    const api = await t.call("GET", holdLink!, { token: SERVICE });
+    expect(api.json).toMatchObject({ id: hold.id, status: "settled" });
+    const panel = await t.call("GET", panelLink!, { token: ADMIN });
+    expect(panel.status).toBe(200);
+    expect(panel.text).toContain("Holds of account f-links");
+    expect(panel.text).toContain(`<code>${hold.id}</code>`);
+  });
+
+  it("a job log that Redis refuses changes nothing the attempt did; the refusal goes to pino", async () => {
+    const warnings: { msg: string }[] = [];
+    const logger = pino(
+      { level: "warn" },
+      { write: (line: string) => warnings.push(JSON.parse(line)) },
+    );
+    const processor = withJobLog(
+      fulfilHoldProcessor({ db: db.db, fulfilment: { url: stub.url, secret: SECRET }, logger }),
+      fulfilOutcomeLine,
+      logger,
+    );
+    const down = () =>
+      Promise.reject(new Error("READONLY You can't write against a read only replica."));
+    const jobOf = (holdId: string) =>
+      ({
+        id: `fulfil-${holdId}`,
+        data: { holdId },
+        attemptsMade: 0,
+        opts: { attempts: 3 },
+        log: down,
+        updateProgress: down,
+      }) as unknown as Job;
+    await fundedAccount(db.db, "f-log-down", 60);
+    const place = (orderId: string) =>
+      placeHold(db.db, { accountId: "f-log-down", amount: 20, orderId }).then((r) => r.hold);
+    const [ok, refused, flaky] = await Promise.all([place("ok"), place("refused"), place("flaky")]);
+
+    expect(await processor(jobOf(ok.id))).toEqual({ outcome: "settled", settledAmount: 20 });
+    expect(await processor(jobOf(refused.id))).toEqual({
+      outcome: "released",
+      reason: "out of stock",
+    });
+    // The attempt's own error is what BullMQ sees, not the log's.
+    await expect(processor(jobOf(flaky.id))).rejects.toMatchObject({
+      name: "RetryableFulfilmentError",
+      status: 503,
+    });
+    expect((await getHold(db.db, ok.id)).status).toBe("settled");
+    expect((await getHold(db.db, refused.id)).status).toBe("released");
+    expect((await getHold(db.db, flaky.id)).status).toBe("pending");
+    // Two lines per attempt and the refused job's progress: seven writes refused, seven warnings.
+    expect(warnings.map((w) => w.msg).sort()).toEqual([
+      "could not mark a refused job",
+      ...Array(6).fill("could not write a job log line"),
+    ]);
+    await expectLedgerConsistent(db.db);
   });
 
   it("a malformed payload is an UnrecoverableError", async () => {

@@ -1,6 +1,6 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { signedWith } from "../helpers/signatures.ts";
 import { unitFrom } from "./random.ts";
 
 /** A received event: what the subscriber checks and counts. */
@@ -19,18 +19,6 @@ export interface Subscriber {
   deliveries: number;
   problems: string[];
   close(): Promise<void>;
-}
-
-function signedWith(secret: string, header: string, body: string): boolean {
-  const parts = header.split(",");
-  const t = parts.find((p) => p.startsWith("t="))?.slice(2);
-  const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
-  return parts
-    .filter((p) => p.startsWith("v1="))
-    .some((p) => {
-      const given = Buffer.from(p.slice(3), "hex");
-      return given.length === expected.length && timingSafeEqual(given, expected);
-    });
 }
 
 /**

@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Queue } from "bullmq";
@@ -13,6 +12,7 @@ import { laneJobId } from "../../src/workers/webhooks.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
+import { signedWith } from "../helpers/signatures.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
 import {
   deleteKeysUnder,
@@ -38,19 +38,6 @@ let answer: (event: Received, nth: number) => number = () => 200;
 const received: Received[] = [];
 let receiver: Server;
 let receiverUrl: string;
-
-/** Verifies a Holdfast-Signature as a receiver would: some v1 matches, under `secret`. */
-function signedWith(secret: string, signature: string, body: string): boolean {
-  const parts = signature.split(",");
-  const t = parts.find((p) => p.startsWith("t="))?.slice(2);
-  const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
-  return parts
-    .filter((p) => p.startsWith("v1="))
-    .some((p) => {
-      const given = Buffer.from(p.slice(3), "hex");
-      return given.length === expected.length && timingSafeEqual(given, expected);
-    });
-}
 
 let t: TestApp;
 const prefix = testPrefix();

@@ -90,10 +90,31 @@ const auditWrites: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
 };
 
+/**
+ * A job's title in the dashboard: its name, and for a purchase the fulfilment webhook refused,
+ * "· REFUSED: <reason>", so that it stands apart from a settle in the list of completed jobs.
+ */
+export function jobTitle(job: { name?: string; returnvalue?: unknown }): string {
+  let result = job.returnvalue;
+  if (typeof result === "string") {
+    try {
+      result = JSON.parse(result);
+    } catch {}
+  }
+  const r = result as { outcome?: unknown; reason?: unknown } | null | undefined;
+  const name = job.name ?? "";
+  return r?.outcome === "released" ? `${name} · REFUSED: ${String(r.reason)}` : name;
+}
+
 function board(queues: Queue[], path: string, readOnlyMode: boolean) {
   const serverAdapter = new HonoAdapter(serveStatic).setBasePath(path);
+  const adapters = queues.map((queue) => {
+    const adapter = new BullMQAdapter(queue, { readOnlyMode });
+    adapter.setFormatter("name", jobTitle);
+    return adapter;
+  });
   createBullBoard({
-    queues: queues.map((queue) => new BullMQAdapter(queue, { readOnlyMode })),
+    queues: adapters,
     serverAdapter,
     options: {
       uiConfig: {

@@ -1,10 +1,12 @@
+import { Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboard } from "../../src/http/dashboard.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
+import { QUEUE_NAMES } from "../../src/workers/queues.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
-import { deleteKeysUnder, testPrefix } from "../helpers/workers.ts";
+import { deleteKeysUnder, testPrefix, waitFor } from "../helpers/workers.ts";
 
 const prefix = testPrefix();
 let producer: Producer;
@@ -74,5 +76,40 @@ describe("/admin/queues (bull-board)", () => {
     expect(api.status).toBe(200);
     const names = (api.json.queues as { name: string }[]).map((q) => q.name).sort();
     expect(names).toEqual(["holds-expire", "holds-fulfil", "holds-sweep", "webhooks"]);
+  });
+
+  it("a refused purchase's fulfil job says REFUSED in its title; a settled one does not", async () => {
+    const fulfil = producer.queues.fulfil;
+    // A worker that returns what the fulfil processor returns for each case.
+    const worker = new Worker(QUEUE_NAMES.fulfil, async (job) => job.data.result, {
+      connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }),
+      prefix,
+    });
+    const refused = await fulfil.add("fulfil · bob · 75 · order ok-1002", {
+      holdId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f50",
+      result: { outcome: "released", reason: "out of stock" },
+    } as never);
+    const settled = await fulfil.add("fulfil · bob · 20", {
+      holdId: "019a8f4e-7c1a-7b3e-9f00-6d1c2b3a4f51",
+      result: { outcome: "settled", settledAmount: 20 },
+    } as never);
+    try {
+      await waitFor(async () =>
+        (await refused.isCompleted()) && (await settled.isCompleted()) ? true : undefined,
+      );
+    } finally {
+      await worker.close();
+      await worker.disconnect();
+    }
+    const r = await get(
+      "/admin/queues/api/queues?activeQueue=holds-fulfil&status=completed&page=1",
+      `Bearer ${ADMIN}`,
+    );
+    const jobs = r.json.queues.find((q: { name: string }) => q.name === "holds-fulfil").jobs;
+    const titles = jobs.map((j: { name: string }) => j.name).sort();
+    expect(titles).toEqual([
+      "fulfil · bob · 20",
+      "fulfil · bob · 75 · order ok-1002 · REFUSED: out of stock",
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { createPromotion } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
+import { bucketOf } from "../../src/ledger/ids.ts";
 import { redeemPromotion } from "../../src/ledger/redeem-promotion.ts";
 import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
@@ -36,6 +37,8 @@ import {
   accountView as modelAccountView,
   holdView as modelHoldView,
   type Outcome,
+  type RedemptionView,
+  type RefundView,
 } from "./model.ts";
 
 let t: TestDatabase;
@@ -436,6 +439,57 @@ async function storyPromotion(multiplier: number): Promise<string> {
 }
 const storyPromotions = new Set<string>();
 
+/**
+ * Fires `fire` while another transaction holds the account's row, and lets go only once
+ * `waiters` sessions wait on a lock: proof that that many requests were in flight at once, on
+ * as many connections, rather than one after the other.
+ */
+async function behindAccountLock<T>(
+  accountId: string,
+  waiters: number,
+  fire: () => Promise<T>,
+): Promise<T> {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holder = t.db.transaction(async (tx) => {
+    await tx.execute(sql`
+      SELECT 1 FROM accounts WHERE bucket = ${bucketOf(accountId)} AND id = ${accountId}
+         FOR NO KEY UPDATE`);
+    locked();
+    await gate;
+  });
+  await Promise.race([isLocked, holder]);
+  const fired = fire();
+  // Awaited below; until then a failure must not count as unhandled.
+  fired.catch(() => {});
+  try {
+    await lockWaiters(waiters);
+  } finally {
+    open();
+    await holder;
+  }
+  return fired;
+}
+
+async function lockWaiters(atLeast: number): Promise<void> {
+  let seen = 0;
+  for (let i = 0; i < 250; i++) {
+    const [row] = await t.db.execute<{ n: number }>(sql`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+    seen = row!.n;
+    if (seen >= atLeast) return;
+    await sleep(10);
+  }
+  throw new Error(`only ${seen} of ${atLeast} requests ever waited on a lock at once`);
+}
+
 describe("the founding story, raced", () => {
   it("s settled, hold h, redeem ×m racing settle or release: the outcome of one serial order", async () => {
     const story = fc.record({
@@ -478,6 +532,154 @@ describe("the founding story, raced", () => {
         expect((await getHold(t.db, placed.id)).status).toBe(
           end === "settle" ? "settled" : "released",
         );
+      }),
+      runParameters(40),
+    );
+    await expectLedgerConsistent(t.db, NO_SWEEPER_GRACE_MS);
+  }, 120_000);
+
+  it("settled s, hold h settled, refund ×m racing redeem and adjust: the outcome of one serial order", async () => {
+    // s credited, a hold of h placed and c ≤ h of it captured; then 1–3 refunds of the hold
+    // (each a part of it, more than is left, or "the rest"), one redemption of a ×m promotion and
+    // one signed adjustment, all at once. The refunds race each other for the hold's coins, the
+    // redemption's basis depends on what ran before it, and so does whether the adjustment (and
+    // near 2^53 − 1, the redemption) fits.
+    const story = fc
+      .record({
+        sh: fc
+          .tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 1, max: 1_000_000 }))
+          .map(([x, y]) => ({ s: Math.max(x, y), h: Math.min(x, y) })),
+        capture: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+        m: fc.integer({ min: 2, max: 10 }),
+        /** Holds the account's row until every request waits on a lock: all in flight at once. */
+        gated: fc.boolean(),
+      })
+      .chain(({ sh: { s, h }, capture, m, gated }) => {
+        const c = capture === undefined ? h : Math.max(1, Math.round(capture * h));
+        const refund = fc.oneof(
+          { weight: 2, arbitrary: fc.constant(undefined) },
+          { weight: 3, arbitrary: fc.integer({ min: 1, max: c }) },
+          { weight: 1, arbitrary: fc.integer({ min: c + 1, max: c + 10 }) },
+        );
+        const adjust = fc.oneof(
+          { weight: 4, arbitrary: fc.integer({ min: 1, max: 2 * s }).map((d) => -d) },
+          { weight: 2, arbitrary: fc.integer({ min: 1, max: 2 * s }) },
+          { weight: 1, arbitrary: fc.integer({ min: MAX_AMOUNT - 3 * s, max: MAX_AMOUNT }) },
+        );
+        return fc.record({
+          s: fc.constant(s),
+          h: fc.constant(h),
+          c: fc.constant(c),
+          m: fc.constant(m),
+          gated: fc.constant(gated),
+          batch: fc.tuple(
+            fc.array(fc.record({ amount: refund }), { minLength: 1, maxLength: 3 }),
+            adjust,
+            fc.array(fc.constantFrom(0, 0, 1, 2), { minLength: 5, maxLength: 5 }),
+          ),
+        });
+      });
+    type Op =
+      | { kind: "refund"; amount: number | undefined }
+      | { kind: "redeem" }
+      | { kind: "adjust"; amount: number };
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(story, async ({ s, h, c, m, gated, batch: [refunds, d, delays] }) => {
+        const { db } = t;
+        const id = `race-${++n}`;
+        const code = await storyPromotion(m);
+        const model = new LedgerModel();
+        model.addPromotion(code, { multiplier: m });
+        const baseline = await systemBalances(db);
+        await createAccount(db, { id });
+        model.createAccount(id);
+        await creditAccount(db, { accountId: id, amount: s });
+        model.credit(id, s);
+        const { hold } = await placeHold(db, { accountId: id, amount: h });
+        model.placeHold(hold.id, id, h);
+        await settleHold(db, { holdId: hold.id, amount: c });
+        model.settle(hold.id, c);
+        const setupEntries = (await entriesInOrder(db, id)).length;
+
+        const ops: Op[] = [
+          ...refunds.map(({ amount }) => ({ kind: "refund" as const, amount })),
+          { kind: "redeem" },
+          { kind: "adjust", amount: d },
+        ];
+        const real = (op: Op): Promise<Result> => {
+          switch (op.kind) {
+            case "refund":
+              return attempt(refundHold(db, { holdId: hold.id, amount: op.amount }), refundView);
+            case "redeem":
+              return attempt(redeemPromotion(db, { code, accountId: id }), redemptionView);
+            case "adjust":
+              return attempt(
+                adjustAccount(db, { accountId: id, amount: op.amount, reason: "race" }),
+                (r) => accountView(r.account),
+              );
+          }
+        };
+        const fire = () =>
+          Promise.all(
+            ops.map(async (op, i) => {
+              const delay = gated ? 0 : delays[i]!;
+              if (delay > 0) await sleep(delay);
+              return real(op);
+            }),
+          );
+        // A refund asking more than the hold ever settled is refused under the hold's lock
+        // alone; every other request reaches the account's lock (or queues behind one that did).
+        const waiters = ops.filter((op) => !(op.kind === "refund" && (op.amount ?? 0) > c));
+        const results = gated ? await behindAccountLock(id, waiters.length, fire) : await fire();
+
+        // The account's entries after the setup are the serial order Postgres chose.
+        const entries = (await entriesInOrder(db, id))
+          .slice(setupEntries)
+          .map((e) => `${e.kind} ${e.amount}`);
+        const seen = show({
+          results,
+          account: accountView(await getAccount(db, id)),
+          hold: holdView(await getHold(db, hold.id)),
+          system: await systemBalances(db),
+          entries,
+        });
+        const serial = new Map<string, number[]>();
+        for (const order of permutations(ops.length)) {
+          const mm = model.clone();
+          const modelled: Result[] = [];
+          const posted: string[] = [];
+          for (const i of order) {
+            const op = ops[i]!;
+            const r =
+              op.kind === "refund"
+                ? mm.refund(hold.id, op.amount)
+                : op.kind === "redeem"
+                  ? mm.redeem(code, id)
+                  : mm.adjust(id, op.amount);
+            modelled[i] = r;
+            if (!r.ok) continue;
+            if (op.kind === "refund") posted.push(`refund ${(r.value as RefundView).amount}`);
+            if (op.kind === "adjust") posted.push(`adjustment ${op.amount}`);
+            const credited = op.kind === "redeem" && (r.value as RedemptionView).credited;
+            // A redemption with nothing settled credits 0 and posts no ledger transaction.
+            if (credited) posted.push(`promotion ${credited}`);
+          }
+          const key = show({
+            results: modelled,
+            account: modelAccountView(mm.state.accounts.get(id)!),
+            hold: modelHoldView(mm.state.holds.get(hold.id)!),
+            system: plus(baseline, mm.state.system),
+            entries: posted,
+          });
+          if (!serial.has(key)) serial.set(key, order);
+        }
+        if (!serial.has(seen)) {
+          const orders = [...serial.entries()].map(([k, order]) => `  order ${order}: ${k}`);
+          expect.fail(
+            `no serial order of the race gives what Postgres did.\nops: ${show(ops)} on s=${s} h=${h} c=${c} m=${m}\nobserved: ${seen}\nserial outcomes (${serial.size} distinct):\n${orders.join("\n")}`,
+          );
+        }
       }),
       runParameters(40),
     );

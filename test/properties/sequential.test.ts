@@ -196,6 +196,21 @@ const EVERY_OUTCOME: [Opening, Command[]] = [
     { kind: "adjust", account: "c", amount: -MAX_AMOUNT },
     { kind: "adjust", account: "c", amount: -1 },
     { kind: "refund", hold: 3 },
+    // h3 is now refunded in full and c has 1: past the limit AND nothing left to refund is
+    // refund_exceeds_settled, the earlier check.
+    { kind: "adjust", account: "c", amount: MAX_AMOUNT - 1 },
+    { kind: "refund", hold: 3, amount: 5 },
+    // b has 1500; h4 of 100 pends on it. A pending hold is not refundable, whatever the amount;
+    // an adjustment is bounded by available, not by settled: 99 settled under 100 held is refused.
+    { kind: "placeHold", account: "b", amount: 100 },
+    { kind: "refund", hold: 4 },
+    { kind: "refund", hold: 4, amount: 1 },
+    { kind: "adjust", account: "b", amount: -1401 },
+    { kind: "adjust", account: "b", amount: -1400 },
+    { kind: "settle", hold: 4, amount: 40 },
+    { kind: "refund", hold: 4, amount: 41 },
+    { kind: "refund", hold: 4, amount: 40 },
+    { kind: "refund", hold: 4 },
   ],
 ];
 

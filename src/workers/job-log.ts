@@ -42,11 +42,9 @@ export function expireOutcomeLine(result: ExpireJobResult): string {
 /**
  * Wraps a hold job's processor so that each attempt writes its lines to the job's log (the
  * dashboard's Logs tab): the attempt, then its outcome or its error. A refusal by the
- * fulfilment webhook is also the job's progress, { outcome: "refused", reason }, so that it is
- * told apart from a settle without reading the log. bull-board 9.10 shows such a progress in
- * the card's Progress tab, not in the list (its ring is drawn for numbers only); the list shows
- * the job's name, which only a dashboard-side name formatter could change. Writing the log is
- * best effort: a Redis error there never changes what the attempt did.
+ * fulfilment webhook is also the job's progress, { outcome: "refused", reason } (bull-board's
+ * Progress tab); in the list, jobTitle (src/http/dashboard.ts) marks it in the job's title.
+ * Writing the log is best effort: a Redis error there never changes what the attempt did.
  */
 export function withJobLog<R extends FulfilResult | ExpireJobResult>(
   processor: (job: Job, token?: string) => Promise<R>,

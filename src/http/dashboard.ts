@@ -7,6 +7,7 @@ import type { MiddlewareHandler } from "hono";
 import type { Mount } from "./app.ts";
 import { adminPage, authenticateOps } from "./auth.ts";
 import type { AppEnv } from "./context.ts";
+import { A11Y_SCRIPT, A11Y_SCRIPT_PATH, A11Y_STYLE } from "./dashboard-a11y.ts";
 import { dashboardHeaders } from "./page-headers.ts";
 import { HttpError } from "./problem.ts";
 
@@ -22,12 +23,25 @@ const READS = new Set(["GET", "HEAD"]);
  */
 const EXTERNAL_FONTS = /<link[^>]+href="https:\/\/fonts\.googleapis\.com\/[^"]*"[^>]*>\s*/g;
 
-const withoutExternalFonts: MiddlewareHandler<AppEnv> = async (c, next) => {
-  await next();
-  if (!c.res.headers.get("content-type")?.startsWith("text/html")) return;
-  const page = (await c.res.text()).replace(EXTERNAL_FONTS, "");
-  c.res = new Response(page, c.res);
-};
+/** The page without its external fonts, with holdfast's accessibility repairs (dashboard-a11y.ts). */
+const pageRepairs =
+  (path: string): MiddlewareHandler<AppEnv> =>
+  async (c, next) => {
+    await next();
+    if (!c.res.headers.get("content-type")?.startsWith("text/html")) return;
+    const page = (await c.res.text())
+      .replace(EXTERNAL_FONTS, "")
+      .replace(
+        "</head>",
+        `${A11Y_STYLE}<script src="${path}/${A11Y_SCRIPT_PATH}" defer></script></head>`,
+      );
+    c.res = new Response(page, c.res);
+  };
+
+const a11yScript = (path: string) => (app: Parameters<Mount>[0]) =>
+  app.get(`${path}/${A11Y_SCRIPT_PATH}`, (c) =>
+    c.body(A11Y_SCRIPT, 200, { "content-type": "text/javascript; charset=utf-8" }),
+  );
 
 /**
  * The read-only mount refuses every write at the door, whatever bull-board's handlers check:
@@ -139,9 +153,15 @@ function board(queues: Queue[], path: string, readOnlyMode: boolean) {
  */
 export function dashboard(queues: Queue[], options: { opsToken?: string | undefined } = {}): Mount {
   return (app) => {
-    const guard = [dashboardHeaders, ...adminPage, refuseWrites, withoutExternalFonts] as const;
+    const guard = [
+      dashboardHeaders,
+      ...adminPage,
+      refuseWrites,
+      pageRepairs(DASHBOARD_PATH),
+    ] as const;
     app.use(DASHBOARD_PATH, ...guard);
     app.use(`${DASHBOARD_PATH}/*`, ...guard);
+    a11yScript(DASHBOARD_PATH)(app);
     app.route(DASHBOARD_PATH, board(queues, DASHBOARD_PATH, true));
 
     if (!options.opsToken) return;
@@ -150,10 +170,11 @@ export function dashboard(queues: Queue[], options: { opsToken?: string | undefi
       authenticateOps(options.opsToken),
       auditWrites,
       refuseCompletedRetries(queues),
-      withoutExternalFonts,
+      pageRepairs(OPS_DASHBOARD_PATH),
     ] as const;
     app.use(OPS_DASHBOARD_PATH, ...ops);
     app.use(`${OPS_DASHBOARD_PATH}/*`, ...ops);
+    a11yScript(OPS_DASHBOARD_PATH)(app);
     app.route(OPS_DASHBOARD_PATH, board(queues, OPS_DASHBOARD_PATH, false));
   };
 }

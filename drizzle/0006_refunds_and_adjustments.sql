@@ -65,14 +65,17 @@ $$;
 -- additive entry at the account's next position. Nothing already posted, a promotion's credit
 -- included, is recomputed.
 --
--- Every hold asked for is locked first, by (bucket, id), as settles lock them, then holdfast_post
--- locks the accounts: holds before accounts, so a batch of refunds cannot wait in a cycle with
--- settles, releases or expiries. Under the hold's lock it decides, in this order:
+-- Every hold asked for is locked first, by (bucket, id), as settles lock them, then the holds'
+-- accounts, by (bucket, id COLLATE "C"), before any posting: holds before accounts and every
+-- user row before a system row, so a batch of refunds cannot wait in a cycle with settles,
+-- releases, expiries or postings. Under the hold's lock it decides, in this order:
 -- hold_not_found, hold_not_settled (pending, released or expired), refund_exceeds_settled (more
 -- than what is still refundable, or nothing is left), then holdfast_post's
--- balance_limit_exceeded. A refused refund writes nothing. The commands of one hold are decided
--- in the order of `i`, each against what the ones before it left: round k posts, in one call of
--- holdfast_post, the k-th command of every hold, so a refusal there is seen by the next round.
+-- balance_limit_exceeded. A refused refund writes nothing. One account's commands are decided
+-- and posted in the order of `i`, each against what the ones before it left: round k posts, in
+-- one call of holdfast_post, the k-th command of every account, so a refusal there is seen by
+-- the next round, and the account's entries (and its events, appended in the order of `i`)
+-- follow `i`.
 -- The refund rows are written after their ledger transactions (the foreign key is checked at
 -- once on Citus), and each hold's refunded_amount grows once by what its refunds took.
 --
@@ -112,11 +115,16 @@ BEGIN
            WHERE h.bucket = ANY (buckets) AND h.id = ANY (ids)
            ORDER BY h.bucket, h.id
              FOR NO KEY UPDATE) l;
+  PERFORM 1 FROM accounts a
+    WHERE a.bucket = ANY (buckets)
+      AND a.id = ANY (ARRAY(SELECT DISTINCT h.value->>'account_id' FROM jsonb_each(state) h))
+    ORDER BY a.bucket, a.id COLLATE "C"
+      FOR NO KEY UPDATE;
   SELECT jsonb_agg(s.command || jsonb_build_object('round', s.round)), max(s.round)
     INTO ranked, rounds
     FROM (SELECT e.value AS command,
-                 row_number() OVER (PARTITION BY e.value->>'hold_id' ORDER BY (e.value->>'i')::int)
-                   AS round
+                 row_number() OVER (PARTITION BY state -> (e.value->>'hold_id') ->> 'account_id'
+                                    ORDER BY (e.value->>'i')::int) AS round
             FROM jsonb_array_elements(commands) e) s;
 
   FOR r IN 1..rounds LOOP

@@ -160,6 +160,33 @@ describe("refunds of settled holds", () => {
     ]);
   });
 
+  it("a batch's refunds of one account post, and number their events, in input order across holds", async () => {
+    await fundedAccount(t.db, "rf-order", 100);
+    const ids: string[] = [];
+    for (const amount of [20, 30]) {
+      const { hold } = await placeHold(t.db, { accountId: "rf-order", amount });
+      await settleHold(t.db, { holdId: hold.id });
+      ids.push(hold.id);
+    }
+    const [a, b] = ids as [string, string];
+    const results = await refundHolds(t.db, [
+      { holdId: a, amount: 1 },
+      { holdId: a, amount: 2 },
+      { holdId: b, amount: 4 },
+    ]);
+    expect(results.map((r) => (r as RefundResult).account.settled)).toEqual([51, 53, 57]);
+    const { data } = await listEntries(t.db, { accountId: "rf-order", limit: 3 });
+    expect(data.reverse().map((e) => [e.amount, e.settledAfter])).toEqual([
+      [1, 51],
+      [2, 53],
+      [4, 57],
+    ]);
+    const events = await t.db.execute<{ settled: number }>(sql`
+      SELECT (data->'account'->>'settled')::int AS settled FROM events
+       WHERE account_id = 'rf-order' AND type = 'hold.refunded' ORDER BY sequence`);
+    expect(events.map((e) => e.settled)).toEqual([51, 53, 57]);
+  });
+
   it("two refunds racing for the last refundable coins never both succeed", async () => {
     const holds = await Promise.all(
       Array.from({ length: 8 }, (_, i) => settledPurchase(`rf-race-${i}`, 100, 60)),

@@ -47,12 +47,12 @@ export async function appendEvents(tx: Db, events: NewEvent[]): Promise<void> {
 export async function gatherEvents<T>(tx: Db, apply: () => Promise<T>): Promise<T> {
   const events: NewEvent[] = [];
   gathering.set(tx, events);
+  let result: T;
   try {
-    const result = await apply();
-    gathering.delete(tx);
-    await appendEvents(tx, events);
-    return result;
+    result = await apply();
   } finally {
     gathering.delete(tx);
   }
+  await appendEvents(tx, events);
+  return result;
 }

@@ -27,15 +27,18 @@ export function webhookSignature(secrets: string[], body: string, now = Date.now
   return [`t=${t}`, ...signatures].join(",");
 }
 
-/** A delivery that failed and will be tried again: the lane's job fails with it, visibly. */
+/** A delivery that failed and will be tried again, at `retryAt` (ms since the epoch). */
 export class WebhookDeliveryError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly retryAt: number,
+  ) {
     super(message);
     this.name = "WebhookDeliveryError";
   }
 }
 
-type Head = EventRow & { attempts: number; made_at: string; due: boolean };
+type Head = EventRow & { attempts: number; expired: boolean; due: boolean };
 
 const backoffMs = (attempts: number, baseMs: number) =>
   Math.min(baseMs * 2 ** (attempts - 1), 3_600_000) * (0.8 + Math.random() * 0.4);
@@ -65,8 +68,8 @@ async function post(url: string, body: string, headers: Record<string, string>, 
  * a 2xx marks one delivered (at least once: a crash before that mark sends it again), anything
  * else records the attempt, schedules the next with exponential backoff and throws, holding
  * back the lane's later events (and no other lane's). An event still failing once the retry
- * window has passed since it was made is marked `failed` and the lane goes on. Every attempt
- * is recorded. Answers how many were delivered.
+ * window (by the database's clock) has passed since it was made is marked `failed` and the
+ * lane goes on. Every attempt is recorded. Answers how many were delivered.
  */
 export async function deliverLane(
   db: Database,
@@ -86,7 +89,8 @@ export async function deliverLane(
   for (;;) {
     const [head] = await db.execute<Head>(sql`
       SELECT e.id, e.type, e.account_id, e.sequence, e.created_at, e.data, e.position,
-             d.attempts, d.created_at AS made_at, d.next_attempt_at <= now() AS due
+             d.attempts, d.next_attempt_at <= now() AS due,
+             d.created_at <= now() - make_interval(secs => ${options.retryHours * 3600}) AS expired
         FROM webhook_deliveries d
         JOIN events e ON e.bucket = d.bucket AND e.account_id = d.account_id AND e.sequence = d.sequence
        WHERE d.bucket = ${lane.bucket} AND d.endpoint_id = ${lane.endpointId}
@@ -109,8 +113,8 @@ export async function deliverLane(
     const ok = answer.status !== null && answer.status >= 200 && answer.status < 300;
     const attempt = head.attempts + 1;
     const error = ok ? null : (answer.error ?? `HTTP ${answer.status}`);
-    const expired = Date.now() - Date.parse(head.made_at) >= options.retryHours * 3_600_000;
-    const status = ok ? "delivered" : expired ? "failed" : "pending";
+    const status = ok ? "delivered" : head.expired ? "failed" : "pending";
+    const delayMs = backoffMs(attempt, options.retryBaseMs);
     const key = sql`bucket = ${lane.bucket} AND endpoint_id = ${lane.endpointId}
                     AND account_id = ${lane.accountId} AND sequence = ${event.sequence}`;
     await db.transaction(async (tx) => {
@@ -120,18 +124,21 @@ export async function deliverLane(
         VALUES (${lane.bucket}, ${lane.endpointId}, ${event.id}, ${event.accountId},
                 ${event.sequence}, ${event.type}, ${attempt}, ${answer.status}, ${latencyMs},
                 ${error})`);
+      // Only if no one else recorded this attempt: a second run of the lane (a job redelivered
+      // after a Redis wipe while the first still ran) neither undoes a delivery nor counts twice.
       await tx.execute(sql`
         UPDATE webhook_deliveries
            SET status = ${status}, attempts = ${attempt},
                delivered_at = ${ok ? sql`now()` : sql`NULL`},
-               next_attempt_at = now() + make_interval(secs => ${backoffMs(attempt, options.retryBaseMs) / 1000})
-         WHERE ${key}`);
+               next_attempt_at = now() + make_interval(secs => ${delayMs / 1000})
+         WHERE ${key} AND status = 'pending' AND attempts = ${head.attempts}`);
     });
     const what = `${event.type} #${event.sequence} of ${event.accountId}, attempt ${attempt}`;
     await onAttempt?.(
       `${what}: ${ok ? `delivered (HTTP ${answer.status}, ${latencyMs} ms)` : `${error}${status === "failed" ? ", given up" : ", will retry"}`}`,
     );
     if (ok) delivered++;
-    else if (status === "pending") throw new WebhookDeliveryError(`${what}: ${error}`);
+    else if (status === "pending")
+      throw new WebhookDeliveryError(`${what}: ${error}`, Date.now() + delayMs);
   }
 }

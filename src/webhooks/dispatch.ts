@@ -12,8 +12,6 @@ export type DeliveryLane = {
   /** The first pending delivery's event, to name the job after it. */
   sequence: number;
   type: string;
-  /** How many times that delivery was tried already. */
-  attempts: number;
 };
 
 /** How many feed events one endpoint's dispatch reads at once. */
@@ -57,9 +55,9 @@ export async function dispatchEvents(db: Database): Promise<DeliveryLane[]> {
     });
   }
   return db.execute<DeliveryLane>(sql`
-    SELECT endpoint_id AS "endpointId", bucket, account_id AS "accountId", sequence, type, attempts
+    SELECT endpoint_id AS "endpointId", bucket, account_id AS "accountId", sequence, type
       FROM (SELECT DISTINCT ON (endpoint_id, bucket, account_id)
-                   endpoint_id, bucket, account_id, sequence, type, attempts, next_attempt_at
+                   endpoint_id, bucket, account_id, sequence, type, next_attempt_at
               FROM webhook_deliveries WHERE status = 'pending'
              ORDER BY endpoint_id, bucket, account_id, sequence) head
      WHERE next_attempt_at <= now()

@@ -1,7 +1,7 @@
-import { type Job, type Queue, Worker, type WorkerOptions } from "bullmq";
+import { DelayedError, type Job, type Queue, Worker, type WorkerOptions } from "bullmq";
 import type { Database } from "../db/client.ts";
 import type { Logger } from "../logger.ts";
-import { type DeliveryOptions, deliverLane } from "../webhooks/deliver.ts";
+import { type DeliveryOptions, deliverLane, WebhookDeliveryError } from "../webhooks/deliver.ts";
 import { type DeliveryLane, dispatchEvents } from "../webhooks/dispatch.ts";
 import { parsePayload, QUEUE_NAMES, WebhookJobData } from "./queues.ts";
 
@@ -17,9 +17,9 @@ export const laneJobId = (lane: Pick<DeliveryLane, "endpointId" | "accountId">) 
   `webhook-${lane.endpointId}-${lane.accountId}`;
 
 /**
- * Enqueues a job for each lane that is due: a lane already queued or running is not enqueued
- * again (the job id), and a lane whose job failed (a delivery to retry, or a database error on
- * the way) gets that job retried, so the dashboard keeps one job per lane, with its errors.
+ * Enqueues a job for each lane that is due. A lane already queued, running or waiting for its
+ * next attempt is not enqueued again: the job id is the lane's, and a lane's job never fails
+ * (see startWebhooks), so no failed job can hold its id.
  */
 export async function enqueueLanes(queue: Queue<WebhookJobData>, lanes: DeliveryLane[]) {
   if (lanes.length === 0) return;
@@ -27,18 +27,13 @@ export async function enqueueLanes(queue: Queue<WebhookJobData>, lanes: Delivery
     lanes.map((lane) => ({
       name: laneName(lane),
       data: { endpointId: lane.endpointId, bucket: lane.bucket, accountId: lane.accountId },
-      opts: {
-        jobId: laneJobId(lane),
-        removeOnComplete: true,
-        removeOnFail: { age: 7 * 24 * 3600 },
-      },
+      opts: { jobId: laneJobId(lane), removeOnComplete: true, removeOnFail: true },
     })),
   );
-  const due = new Set(lanes.map(laneJobId));
-  for (const job of await queue.getFailed(0, 999)) {
-    if (job.id && due.has(job.id)) await job.retry("failed").catch(() => {});
-  }
 }
+
+/** When a lane whose attempt failed for another reason (a database error) is tried again. */
+const LANE_RETRY_MS = 1000;
 
 /**
  * The webhook delivery worker and, in the same process, the dispatcher: every
@@ -57,12 +52,21 @@ export function startWebhooks(options: {
   const { db, queue, logger, delivery } = options;
   const worker = new Worker<WebhookJobData>(
     QUEUE_NAMES.webhooks,
-    async (job: Job<WebhookJobData>) => {
+    async (job: Job<WebhookJobData>, token?: string) => {
       const lane = parsePayload(WebhookJobData, job.data);
-      const delivered = await deliverLane(db, lane, delivery, (line) =>
-        job.log(line).catch(() => 0),
-      );
-      return { delivered };
+      const log = (line: string) => job.log(line).catch(() => 0);
+      try {
+        return { delivered: await deliverLane(db, lane, delivery, log) };
+      } catch (error) {
+        // The job waits, delayed and visible with its log, for the lane's next attempt; the
+        // database holds when that is, so a wiped Redis loses nothing but the wait.
+        const retryAt =
+          error instanceof WebhookDeliveryError ? error.retryAt : Date.now() + LANE_RETRY_MS;
+        if (!(error instanceof WebhookDeliveryError))
+          await log(`failed: ${(error as Error).message}; trying again shortly`);
+        await job.moveToDelayed(retryAt, token);
+        throw new DelayedError();
+      }
     },
     { ...options.worker, concurrency: 50 },
   );

@@ -59,6 +59,10 @@ export const webhookDeliveries = pgTable(
       "cascade",
     ),
     index("webhook_deliveries_due").on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    // Each lane's first pending delivery, read by the dispatcher every tick.
+    index("webhook_deliveries_pending_lanes")
+      .on(t.endpointId, t.bucket, t.accountId, t.sequence)
+      .where(sql`${t.status} = 'pending'`),
   ],
 );
 

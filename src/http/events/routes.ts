@@ -59,7 +59,7 @@ const isEventType = (t: string): t is EventType => (EVENT_TYPES as readonly stri
 const EventQuery = z.strictObject({
   after: cursorParam((cursor) => {
     const position = decodeCursor(cursor);
-    return position !== undefined && /^(0|[1-9][0-9]{0,15})$/.test(position)
+    return position !== undefined && /^(0|[1-9][0-9]{0,14})$/.test(position)
       ? Number(position)
       : undefined;
   }),

@@ -1,6 +1,8 @@
 import { sql } from "drizzle-orm";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
 import type { EventType } from "../db/schema/index.ts";
+import { DomainError } from "../ledger/errors.ts";
 import { bucketOf, newIdIn } from "../ledger/ids.ts";
 
 /** A state change of a user account, and the resource as the API renders it after it. */
@@ -55,4 +57,25 @@ export async function gatherEvents<T>(tx: Db, apply: () => Promise<T>): Promise<
   }
   await appendEvents(tx, events);
   return result;
+}
+
+/**
+ * A batch verb made to append, in the same transaction, one event of `type` for each of its
+ * results that is not a refusal: the change of that result's hold's account.
+ */
+export function withHoldEvents<I, R extends { hold: { accountId: string } }>(
+  type: EventType,
+  decide: (tx: Db, inputs: I[]) => Promise<(R | DomainError)[]>,
+): (db: Db, inputs: I[]) => Promise<(R | DomainError)[]> {
+  return (db, inputs) =>
+    atomically(db, async (tx) => {
+      const results = await decide(tx, inputs);
+      await appendEvents(
+        tx,
+        results.flatMap((r) =>
+          r instanceof DomainError ? [] : [{ type, accountId: r.hold.accountId, data: r }],
+        ),
+      );
+      return results;
+    });
 }

@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
-import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
-import { appendEvents } from "../events/append-events.ts";
+import { withHoldEvents } from "../events/append-events.ts";
 import { type Account, toAccount } from "../ledger/account.ts";
 import { DomainError, type DomainErrorCode } from "../ledger/errors.ts";
 import { bucketOf, newIdIn } from "../ledger/ids.ts";
@@ -49,23 +48,7 @@ type PlacedRow = {
  * for the last coins, in one batch or in two processes, cannot both succeed: the second is
  * decided after the first, on the first's result.
  */
-export function placeHolds(
-  db: Db,
-  inputs: PlaceHoldInput[],
-): Promise<(PlacedHold | DomainError)[]> {
-  return atomically(db, async (tx) => {
-    const results = await decidePlacements(tx, inputs);
-    await appendEvents(
-      tx,
-      results.flatMap((r) =>
-        r instanceof DomainError
-          ? []
-          : [{ type: "hold.placed" as const, accountId: r.hold.accountId, data: r }],
-      ),
-    );
-    return results;
-  });
-}
+export const placeHolds = withHoldEvents("hold.placed", decidePlacements);
 
 async function decidePlacements(
   db: Db,

@@ -1,7 +1,6 @@
 import { sql } from "drizzle-orm";
-import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
-import { appendEvents } from "../events/append-events.ts";
+import { withHoldEvents } from "../events/append-events.ts";
 import { type Account, type AccountRow, toAccount } from "../ledger/account.ts";
 import { DomainError, type DomainErrorCode } from "../ledger/errors.ts";
 import { bucketOfId, newIdIn } from "../ledger/ids.ts";
@@ -112,23 +111,7 @@ function refusal(input: RefundInput, row: RefundedRow): DomainError {
  * racing for a hold's last coins cannot both go through. The ids carry the hold's bucket, so the
  * statement writes one bucket per hold.
  */
-export function refundHolds(
-  db: Db,
-  inputs: RefundInput[],
-): Promise<(RefundResult | DomainError)[]> {
-  return atomically(db, async (tx) => {
-    const results = await decideRefunds(tx, inputs);
-    await appendEvents(
-      tx,
-      results.flatMap((r) =>
-        r instanceof DomainError
-          ? []
-          : [{ type: "hold.refunded" as const, accountId: r.hold.accountId, data: r }],
-      ),
-    );
-    return results;
-  });
-}
+export const refundHolds = withHoldEvents("hold.refunded", decideRefunds);
 
 async function decideRefunds(
   db: Db,

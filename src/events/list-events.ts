@@ -70,7 +70,9 @@ export async function listEvents(
      WHERE position > ${input.after}
        ${input.types ? sql`AND type = ANY (${textArray(input.types)})` : sql``}
        ${input.accountId ? sql`AND bucket = ${bucketOf(input.accountId)} AND account_id = ${input.accountId}` : sql``}
-     ORDER BY position
+     -- One account's events are placed in their sequence order (verify checks it), so its page
+     -- is read along the primary key rather than along every account's positions.
+     ORDER BY ${input.accountId ? sql`sequence` : sql`position`}
      LIMIT ${input.limit}`);
   const last = rows.at(-1)?.position ?? input.after;
   return { data: rows.map(toEvent), nextCursor: encodeCursor(last) };

@@ -1,9 +1,9 @@
-import { createHmac } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { request } from "undici";
 import type { Database } from "../db/client.ts";
 import { type EventRow, toEvent } from "../events/list-events.ts";
 import type { DeliveryLane } from "./dispatch.ts";
+import { holdfastSignature } from "./signature.ts";
 
 export const WEBHOOK_TIMEOUT_MS = 10_000;
 
@@ -13,18 +13,6 @@ export interface DeliveryOptions {
   /** The first retry's delay; each next one doubles, up to an hour. */
   retryBaseMs: number;
   timeoutMs?: number | undefined;
-}
-
-/**
- * `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, the fulfilment webhook's scheme, with
- * one v1 per secret that signs: after a rotation, the new one and, for a day, the old one.
- */
-export function webhookSignature(secrets: string[], body: string, now = Date.now()): string {
-  const t = Math.floor(now / 1000);
-  const signatures = secrets.map(
-    (secret) => `v1=${createHmac("sha256", secret).update(`${t}.${body}`).digest("hex")}`,
-  );
-  return [`t=${t}`, ...signatures].join(",");
 }
 
 /** A delivery that failed and will be tried again, at `retryAt` (ms since the epoch). */
@@ -105,7 +93,7 @@ export async function deliverLane(
       body,
       {
         "Holdfast-Event-Id": event.id,
-        "Holdfast-Signature": webhookSignature(endpoint.secrets, body),
+        "Holdfast-Signature": holdfastSignature(endpoint.secrets, body),
       },
       options.timeoutMs ?? WEBHOOK_TIMEOUT_MS,
     );

@@ -1,6 +1,6 @@
-import { createHmac } from "node:crypto";
 import { request } from "undici";
 import type { Hold } from "../reservations/hold.ts";
+import { holdfastSignature } from "../webhooks/signature.ts";
 
 export const FULFILMENT_TIMEOUT_MS = 10_000;
 /** A fulfilment answer is a small JSON object; anything longer is not read. */
@@ -19,13 +19,6 @@ export interface FulfilmentAnswer {
   body: unknown;
   /** The body was longer than MAX_RESPONSE_BYTES and not read: what it said is unknown. */
   oversized: boolean;
-}
-
-/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, as receivers verify it. */
-export function fulfilmentSignature(secret: string, body: string, now = Date.now()): string {
-  const t = Math.floor(now / 1000);
-  const v1 = createHmac("sha256", secret).update(`${t}.${body}`).digest("hex");
-  return `t=${t},v1=${v1}`;
 }
 
 /** The body as text, or undefined when it is longer than MAX_RESPONSE_BYTES (then not read on). */
@@ -64,7 +57,7 @@ export async function postFulfilment(
     "Content-Type": "application/json",
     "Idempotency-Key": hold.id,
   };
-  if (config.secret) headers["Holdfast-Signature"] = fulfilmentSignature(config.secret, body);
+  if (config.secret) headers["Holdfast-Signature"] = holdfastSignature([config.secret], body);
   // A timer cleared as soon as the answer is read, not AbortSignal.timeout: that one costs
   // 7 µs and lives for the whole timeout, 40,000 of them at once at 4,000 settles/s.
   const controller = new AbortController();

@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { signedWith } from "../helpers/signatures.ts";
+import { verifyHoldfast } from "../helpers/signatures.ts";
 import { unitFrom } from "./random.ts";
 
 /** A received event: what the subscriber checks and counts. */
@@ -53,7 +53,7 @@ export async function startSubscriber(seed: number): Promise<Subscriber> {
         return res.end();
       }
       const signature = String(req.headers["holdfast-signature"] ?? "");
-      if (!s.secret || !signedWith(s.secret, signature, body))
+      if (!s.secret || !verifyHoldfast(body, signature, s.secret))
         s.problems.push(`webhook ${event.id} with a bad signature: ${signature}`);
       if (req.headers["holdfast-event-id"] !== event.id)
         s.problems.push(

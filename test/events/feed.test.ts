@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDb } from "../../src/db/client.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { expireOverdueHolds } from "../../src/reservations/release-hold.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
@@ -117,6 +118,50 @@ describe("events: one per state change, in the change's transaction", () => {
   });
 });
 
+describe("events through the write path", () => {
+  it("a batch of 20 credits on 20 accounts appends its events with one statement, not one each", async () => {
+    const ids = Array.from({ length: 20 }, (_, i) => `ev-batch-${i}`);
+    for (const id of ids) await fundedAccount(t.db.db, id, 0);
+    // Count holdfast_append_events calls, on a pool of its own opened after the setting.
+    await t.db.sql.unsafe(`ALTER DATABASE "${t.db.name}" SET track_functions = 'pl'`);
+    const calls = async () => {
+      const [row] = await t.db.sql<{ calls: number }[]>`
+        SELECT COALESCE(sum(calls), 0)::int AS calls FROM pg_stat_user_functions
+         WHERE funcname = 'holdfast_append_events'`;
+      return row!.calls;
+    };
+    const before = await calls();
+    const handle = createDb(t.db.url, { max: 4 });
+    const app = await createTestApp({
+      db: { ...t.db, db: handle.db, sql: handle.sql },
+      env: { HOLDFAST_BATCH_WINDOW_MS: 20 },
+    });
+    try {
+      const credited = await Promise.all(
+        ids.map((id) =>
+          app.call("POST", `/v1/accounts/${id}/credits`, { key: `b-${id}`, body: { amount: 1 } }),
+        ),
+      );
+      expect(credited.map((r) => r.status)).toEqual(ids.map(() => 201));
+    } finally {
+      await app.close();
+      // A backend reports its function counts when its session ends.
+      await handle.close();
+    }
+    const after = await waitUntilValue(async () => {
+      const n = await calls();
+      return n > before ? n : undefined;
+    });
+    // One call per batch: the 20 requests made at most a few batches.
+    expect(after - before).toBeGreaterThanOrEqual(1);
+    expect(after - before).toBeLessThanOrEqual(3);
+    const [events] = await t.db.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM events
+       WHERE type = 'account.credited' AND account_id LIKE 'ev-batch-%'`;
+    expect(events!.n).toBe(20);
+  });
+});
+
 describe("the feed never skips", () => {
   it("an event that commits after a later-written one is placed after it: the reader sees both, once", async () => {
     await fundedAccount(t.db.db, "ev-slow", 10);
@@ -223,6 +268,15 @@ async function waitUntil(check: () => Promise<boolean>) {
   for (let i = 0; i < 200; i++) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("timed out");
+}
+
+async function waitUntilValue<T>(read: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 200; i++) {
+    const value = await read();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error("timed out");
 }

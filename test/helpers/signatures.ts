@@ -1,13 +1,12 @@
+// The receiver README.md shows ("Events and webhooks"), word for word: the webhook tests and the
+// chaos run's subscriber check every signature with it, and a test keeps the two the same.
 import { createHmac, timingSafeEqual } from "node:crypto";
 
-/**
- * Checks a Holdfast-Signature as a webhook receiver would: one of its `v1` values is the
- * HMAC-SHA256 of "<t>.<body>" under `secret` (README, "Events and webhooks").
- */
-export function signedWith(secret: string, header: string, body: string): boolean {
+export function verifyHoldfast(rawBody: string, header: string, secret: string, toleranceS = 300) {
   const parts = header.split(",");
-  const t = parts.find((p) => p.startsWith("t="))?.slice(2);
-  const expected = createHmac("sha256", secret).update(`${t}.${body}`).digest();
+  const t = Number(parts.find((p) => p.startsWith("t="))?.slice(2));
+  if (!Number.isInteger(t) || Math.abs(Date.now() / 1000 - t) > toleranceS) return false;
+  const expected = createHmac("sha256", secret).update(`${t}.${rawBody}`).digest();
   return parts
     .filter((p) => p.startsWith("v1="))
     .some((p) => {

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { appendEvents } from "../../src/events/append-events.ts";
+import { appendEvents, setEventsWritten } from "../../src/events/append-events.ts";
 import { positionEvents } from "../../src/events/list-events.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
@@ -219,6 +219,16 @@ describe("verifyLedger", () => {
       const failed = failures(await verifyLedger(t.db, GRACE));
       // Carol's events 3 and 4 are now her second and third.
       expect(failed).toEqual({ [EVENTS_NUMBERED]: 2, [EVENT_PER_CHANGE]: 1 });
+    });
+
+    it("with HOLDFAST_EVENTS=off, a change writes no event and verify reports it", async () => {
+      setEventsWritten(false);
+      try {
+        await creditAccount(t.db, { accountId: "bob", amount: 1 });
+      } finally {
+        setEventsWritten(true);
+      }
+      expect(failures(await verifyLedger(t.db, GRACE))).toEqual({ [EVENT_PER_CHANGE]: 1 });
     });
 
     it("fails when an event has no change, or one account's events are placed out of order", async () => {

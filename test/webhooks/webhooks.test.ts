@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Queue } from "bullmq";
@@ -12,7 +13,7 @@ import { laneJobId } from "../../src/workers/webhooks.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
-import { signedWith } from "../helpers/signatures.ts";
+import { verifyHoldfast } from "../helpers/signatures.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
 import {
   deleteKeysUnder,
@@ -136,7 +137,7 @@ function expectAllReceived(
   expect(missing).toEqual([]);
   for (const r of received) {
     expect(r.header).toBe(r.id);
-    expect(signedWith(secret, r.signature, r.body), r.signature).toBe(true);
+    expect(verifyHoldfast(r.body, r.signature, secret), r.signature).toBe(true);
   }
   for (const accountId of new Set(events.map((e) => e.accountId))) {
     const firsts: number[] = [];
@@ -268,11 +269,27 @@ describe("delivery", () => {
       timeoutMs: 20_000,
     });
     for (const r of received) {
-      expect(signedWith(rotated.json.secret, r.signature, r.body)).toBe(true);
-      expect(signedWith(secret, r.signature, r.body)).toBe(true);
-      expect(signedWith("whsec_wrong", r.signature, r.body)).toBe(false);
+      expect(verifyHoldfast(r.body, r.signature, rotated.json.secret)).toBe(true);
+      expect(verifyHoldfast(r.body, r.signature, secret)).toBe(true);
+      expect(verifyHoldfast(r.body, r.signature, "whsec_wrong")).toBe(false);
     }
+    const old = secret;
     secret = rotated.json.secret;
+    // Once the overlap has passed, only the new secret signs.
+    await t.db.sql`UPDATE webhook_endpoints SET previous_secret_until = now() - interval '1 second'
+                    WHERE id = ${endpointId}`;
+    received.length = 0;
+    await traffic(["wh-rot-later"], 1, "d3b");
+    const later = await feedOf(["wh-rot-later"]);
+    await waitFor(() => later.every((e) => received.some((r) => r.id === e.id)), {
+      what: "delivered after the overlap",
+      timeoutMs: 20_000,
+    });
+    for (const r of received) {
+      expect(r.signature.split(",").filter((p) => p.startsWith("v1="))).toHaveLength(1);
+      expect(verifyHoldfast(r.body, r.signature, secret)).toBe(true);
+      expect(verifyHoldfast(r.body, r.signature, old)).toBe(false);
+    }
   });
 
   it("the dashboard shows a failing lane as a delayed job named by account and event, with its attempts", async () => {
@@ -367,5 +384,65 @@ describe("delivery", () => {
       [2, "pending", 1],
     ]);
     await admin("DELETE", `/v1/webhook-endpoints/${created.json.id}`);
+  });
+
+  it("no answer within the timeout is a failed attempt; the next waits 1 s, then 2 s (± 20 %)", async () => {
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const created = await admin("POST", "/v1/webhook-endpoints", {
+        url: `http://127.0.0.1:${port}/hangs`,
+        types: ["account.created"],
+      });
+      await fundedAccount(t.db.db, "wh-slowpoke", 0);
+      await dispatchEvents(t.db.db);
+      const lane = {
+        endpointId: created.json.id,
+        bucket: bucketOf("wh-slowpoke"),
+        accountId: "wh-slowpoke",
+      };
+      const options = { retryHours: 24, retryBaseMs: 1000, timeoutMs: 200 };
+      const waits: number[] = [];
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        await expect(deliverLane(t.db.db, lane, options)).rejects.toThrow(
+          new RegExp(`attempt ${attempt}: `),
+        );
+        const [row] = await t.db.sql<{ wait: number }[]>`
+          SELECT extract(epoch FROM next_attempt_at - now())::float8 AS wait
+            FROM webhook_deliveries WHERE endpoint_id = ${created.json.id}`;
+        waits.push(row!.wait);
+        await t.db.sql`UPDATE webhook_deliveries SET next_attempt_at = now()
+                        WHERE endpoint_id = ${created.json.id}`;
+      }
+      expect(waits[0]).toBeGreaterThan(0.7);
+      expect(waits[0]).toBeLessThan(1.2);
+      expect(waits[1]).toBeGreaterThan(1.5);
+      expect(waits[1]).toBeLessThan(2.4);
+      const attempts = await admin("GET", `/v1/webhook-endpoints/${created.json.id}/deliveries`);
+      expect(
+        attempts.json.data.map((a: { statusCode: number | null; latencyMs: number }) => [
+          a.statusCode,
+          a.latencyMs >= 150,
+        ]),
+      ).toEqual([
+        [null, true],
+        [null, true],
+      ]);
+      await admin("DELETE", `/v1/webhook-endpoints/${created.json.id}`);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe("README's receiver example", () => {
+  it("is, word for word, the signature check these tests and the chaos run use", () => {
+    const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+    const helper = readFileSync(new URL("../helpers/signatures.ts", import.meta.url), "utf8");
+    const code = helper.slice(helper.indexOf("import { createHmac"));
+    expect(code.length).toBeGreaterThan(400);
+    expect(readme).toContain(code.trim());
   });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import autocannon from "autocannon";
-import { type CpuUse, withCpu } from "./cpu.ts";
+import { type CpuUse, type PgNode, withCpu } from "./cpu.ts";
 
 export interface LoadOptions {
   url: string;
@@ -31,10 +31,14 @@ export interface LoadResult {
   cpu?: CpuUse | undefined;
 }
 
-/** `load`, with the CPU per expected response, the process `serverPid` as the server. */
+/**
+ * `load`, with the CPU per expected response, the process `serverPid` as the server and the
+ * Postgres processes of each of `nodes` counted by node.
+ */
 export async function measuredLoad(
   serverPid: number | undefined,
   load: () => Promise<LoadResult>,
+  nodes?: PgNode[],
 ): Promise<LoadResult> {
   const { result, cpu } = await withCpu(
     (track) => {
@@ -42,6 +46,7 @@ export async function measuredLoad(
       return load();
     },
     (r) => r.ok,
+    nodes,
   );
   return { ...result, cpu };
 }

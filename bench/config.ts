@@ -14,7 +14,10 @@ export interface BenchConfig {
   spreadAccounts: number;
   settleHolds: number;
   historyEntries: { small: number; large: number };
-  /** Scenario keys to run (BENCH_ONLY=settlements,holdsHot); undefined: all of them. */
+  /**
+   * Scenario keys to run (BENCH_ONLY=settlements,holdsHot; a group name such as `citus` stands
+   * for its keys); undefined: all of them.
+   */
   only: Set<string> | undefined;
   /** Write a CPU profile of every holdfast process to bench/results/ (BENCH_PROFILE=1). */
   profile: boolean;
@@ -27,6 +30,10 @@ export interface BenchConfig {
   /** The Postgres server that gets the bench (and pgbench) databases: a maintenance database on it. */
   adminUrl: string;
   redisUrl: string;
+  /** The Citus coordinator (a maintenance database on it), for the Citus scenarios. */
+  citusUrl: string;
+  /** The Citus workers (maintenance databases), registered in each Citus bench database. */
+  citusWorkerUrls: string[];
   serviceToken: string;
   adminToken: string;
   /** Short and unique: names the run's databases, account ids and queue prefixes. */
@@ -46,6 +53,33 @@ function positive(name: string, fallback: number): number {
 
 const integer = (name: string, fallback: number) => Math.round(positive(name, fallback));
 
+/** The shard counts the Citus scenarios compare: Citus's default and a few large shards. */
+export const CITUS_SHARD_COUNTS = [32, 4] as const;
+
+/**
+ * Hold placements on plain Postgres and on Citus with each shard count, each on a fresh
+ * database: the keys of BENCH_ONLY's `citus` group.
+ */
+export const CITUS_SCENARIOS = [
+  "holdsSpreadPlain",
+  "holdsSpreadCitus32",
+  "holdsSpreadCitus4",
+  "holdsHotPlain",
+  "holdsHotCitus32",
+  "holdsHotCitus4",
+] as const;
+
+/** BENCH_ONLY names that stand for several scenario keys. */
+const GROUPS: Record<string, readonly string[]> = { citus: CITUS_SCENARIOS };
+
+const words = (list: string, separator: string | RegExp) =>
+  list
+    .split(separator)
+    .map((word) => word.trim())
+    .filter(Boolean);
+
+const pgUrl = (port: string) => `postgres://postgres@127.0.0.1:${port}/postgres`;
+
 export function loadConfig(): BenchConfig {
   const durationS = integer("BENCH_DURATION", 10);
   const url = process.env.BENCH_URL?.replace(/\/+$/, "") || undefined;
@@ -63,7 +97,11 @@ export function loadConfig(): BenchConfig {
       large: integer("BENCH_HISTORY_LARGE", 1_000_000),
     },
     only: process.env.BENCH_ONLY
-      ? new Set(process.env.BENCH_ONLY.split(",").map((name) => name.trim()))
+      ? new Set(
+          process.env.BENCH_ONLY.split(",")
+            .map((name) => name.trim())
+            .flatMap((name) => GROUPS[name] ?? [name]),
+        )
       : undefined,
     profile: Boolean(process.env.BENCH_PROFILE && process.env.BENCH_PROFILE !== "0"),
     holdfastPoolMax: process.env.HOLDFAST_DB_POOL_MAX || undefined,
@@ -71,6 +109,11 @@ export function loadConfig(): BenchConfig {
     targetDatabaseUrl: process.env.BENCH_DATABASE_URL || undefined,
     adminUrl: process.env.BENCH_PG_URL || "postgres://postgres@127.0.0.1:5432/postgres",
     redisUrl: process.env.BENCH_REDIS_URL || "redis://127.0.0.1:6379",
+    // The ports of ../shared/citus/cluster.sh, which reads the same two variables.
+    citusUrl: process.env.BENCH_CITUS_URL || pgUrl(process.env.CITUS_COORDINATOR_PORT || "5499"),
+    citusWorkerUrls: process.env.BENCH_CITUS_WORKER_URLS
+      ? words(process.env.BENCH_CITUS_WORKER_URLS, ",")
+      : words(process.env.CITUS_WORKER_PORTS || "5501 5502", /\s+/).map((port) => pgUrl(port)),
     serviceToken:
       process.env.BENCH_SERVICE_TOKEN ||
       (url ? "dev-service-token" : "bench-service-token-0123456789"),

@@ -4,6 +4,7 @@
 import { fileURLToPath } from "node:url";
 import { accountIds, type BenchConfig, loadConfig, queueKeys } from "./config.ts";
 import { stopAll } from "./lib/children.ts";
+import { citusUnavailable, dropStaleCitusDatabases } from "./lib/citus.ts";
 import { type BenchContext, log } from "./lib/context.ts";
 import {
   benchDatabaseName,
@@ -20,7 +21,8 @@ import { ownTarget, prepareAccounts, quiesce, runningTarget, type Target } from 
 import { type VerifyOutcome, verifyDatabase } from "./lib/verify.ts";
 import { balanceReads } from "./scenarios/balance-reads.ts";
 import { ceiling } from "./scenarios/ceiling.ts";
-import { holdPlacements } from "./scenarios/hold-placements.ts";
+import { type Backend, dropLiveDatabases, placementsOn } from "./scenarios/citus-placements.ts";
+import { holdPlacements, type Spread } from "./scenarios/hold-placements.ts";
 import { httpLimit } from "./scenarios/http-limit.ts";
 import { outboxCost } from "./scenarios/outbox-cost.ts";
 import { settlements } from "./scenarios/settlements.ts";
@@ -87,6 +89,7 @@ async function main(): Promise<void> {
   if (stale.length) log(`dropped stale bench databases: ${stale.join(", ")}`);
   const target = await prepareTarget(config);
   cleanups.push(() => removeKeys(config.redisUrl, queueKeys(config)));
+  cleanups.push(dropLiveDatabases);
   const ctx: BenchContext = { config, target, ids: accountIds(config) };
   const machine = machineInfo(await serverInfo(target.databaseUrl ?? config.adminUrl));
   await seed(ctx);
@@ -101,6 +104,24 @@ async function main(): Promise<void> {
     scenario: () => Runs[K] | Promise<Runs[K]>,
   ): Promise<Runs[K]> =>
     config.only && !config.only.has(key) ? skipped("not in BENCH_ONLY") : scenario();
+  // Whether the Citus cluster is up, asked once, when the first Citus scenario runs.
+  let citusDown: Promise<string | undefined> | undefined;
+  const citusReady = () =>
+    (citusDown ??= citusUnavailable(config).then(async (reason) => {
+      if (reason) log(`Citus scenarios skipped: ${reason}`);
+      else {
+        const stale = await dropStaleCitusDatabases(config);
+        if (stale.length) log(`dropped stale Citus bench databases: ${stale.join(", ")}`);
+      }
+      return reason;
+    }));
+  const placedOn = async (spread: Spread, backend: Backend) => {
+    if (!target.own) return skipped("needs a holdfast the bench starts (BENCH_URL is set)");
+    const down = await citusReady();
+    if (down) return skipped(down);
+    const where = backend.kind === "citus" ? `Citus ${backend.shards} shards` : "plain";
+    return attempt(`holds ${spread} on ${where}`, () => placementsOn(ctx, spread, backend));
+  };
   const runs: Runs = {
     // Settlements run first: the worker's sweep would otherwise walk the tens of thousands of
     // pending holds that the placement scenarios leave behind.
@@ -134,6 +155,21 @@ async function main(): Promise<void> {
       target.own
         ? attempt("holds events off", () => outboxCost(ctx, "off"))
         : skipped("needs a holdfast the bench starts (BENCH_URL is set)"),
+    ),
+    // Plain Postgres vs Citus with 32 (Citus's default) and 4 shards, each on a fresh database.
+    holdsSpreadPlain: await run("holdsSpreadPlain", () => placedOn("spread", { kind: "plain" })),
+    holdsSpreadCitus32: await run("holdsSpreadCitus32", () =>
+      placedOn("spread", { kind: "citus", shards: 32 }),
+    ),
+    holdsSpreadCitus4: await run("holdsSpreadCitus4", () =>
+      placedOn("spread", { kind: "citus", shards: 4 }),
+    ),
+    holdsHotPlain: await run("holdsHotPlain", () => placedOn("hot", { kind: "plain" })),
+    holdsHotCitus32: await run("holdsHotCitus32", () =>
+      placedOn("hot", { kind: "citus", shards: 32 }),
+    ),
+    holdsHotCitus4: await run("holdsHotCitus4", () =>
+      placedOn("hot", { kind: "citus", shards: 4 }),
     ),
     ceilingSpread: await run("ceilingSpread", () =>
       attempt("ceiling spread", () => ceiling(ctx, "spread")),

@@ -14,7 +14,12 @@ export const connect = (url: string, max = 1) =>
   postgres(url, { max, onnotice: () => {}, connection: { application_name: "holdfast-bench" } });
 
 export function databaseUrl(config: BenchConfig, name: string): string {
-  const url = new URL(config.adminUrl);
+  return urlOn(config.adminUrl, name);
+}
+
+/** The URL of database `name` on the server of `server` (a URL of another database there). */
+export function urlOn(server: string, name: string): string {
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return url.toString();
 }
@@ -25,9 +30,16 @@ export function benchDatabaseName(config: BenchConfig, what?: string): string {
   return ["holdfast_bench", what, config.unix, random].filter(Boolean).join("_");
 }
 
-/** Creates and migrates a database through the CLI, as a deployment would. */
-export async function createMigrated(config: BenchConfig, name: string): Promise<string> {
-  const url = databaseUrl(config, name);
+/**
+ * Creates (if it does not exist) and migrates a database through the CLI, as a deployment
+ * would, on the server of `server` (BENCH_PG_URL's by default).
+ */
+export async function createMigrated(
+  config: BenchConfig,
+  name: string,
+  server = config.adminUrl,
+): Promise<string> {
+  const url = urlOn(server, name);
   await whenSlotFree(`migrate ${name}`, async () => {
     const { code, output } = await runCli(config, "migrate", url);
     if (code !== 0) throw new Error(`holdfast migrate failed for ${name}:\n${output}`);
@@ -35,9 +47,13 @@ export async function createMigrated(config: BenchConfig, name: string): Promise
   return url;
 }
 
-export async function dropDatabase(config: BenchConfig, name: string): Promise<void> {
+export async function dropDatabase(
+  config: BenchConfig,
+  name: string,
+  server = config.adminUrl,
+): Promise<void> {
   await whenSlotFree(`drop ${name}`, async () => {
-    const sql = connect(config.adminUrl);
+    const sql = connect(server);
     try {
       await sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     } finally {
@@ -46,12 +62,16 @@ export async function dropDatabase(config: BenchConfig, name: string): Promise<v
   });
 }
 
-export function dropStaleDatabases(config: BenchConfig): Promise<string[]> {
-  return whenSlotFree("drop stale databases", () => dropStale(config));
+/** Drops the bench databases a dead run left on the server of `server` (BENCH_PG_URL's by default). */
+export function dropStaleDatabases(
+  config: BenchConfig,
+  server = config.adminUrl,
+): Promise<string[]> {
+  return whenSlotFree("drop stale databases", () => dropStale(config, server));
 }
 
-async function dropStale(config: BenchConfig): Promise<string[]> {
-  const sql = connect(config.adminUrl);
+async function dropStale(config: BenchConfig, server: string): Promise<string[]> {
+  const sql = connect(server);
   try {
     const rows = await sql<{ datname: string }[]>`
       SELECT datname FROM pg_database WHERE datname LIKE 'holdfast\_bench\_%'`;

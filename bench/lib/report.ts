@@ -1,5 +1,6 @@
-import type { BenchConfig } from "../config.ts";
+import { type BenchConfig, CITUS_SCENARIOS } from "../config.ts";
 import type { CeilingResult } from "../scenarios/ceiling.ts";
+import type { BackendPlacements } from "../scenarios/citus-placements.ts";
 import type { SettlementResult } from "../scenarios/settlements.ts";
 import { CPU_GROUPS, type CpuUse } from "./cpu.ts";
 import type { LoadResult } from "./load.ts";
@@ -24,7 +25,17 @@ export interface Runs {
   settlements: Outcome<SettlementResult>;
   readsSmall: Outcome<LoadResult>;
   readsLarge: Outcome<LoadResult>;
+  holdsSpreadPlain: Outcome<BackendPlacements>;
+  holdsSpreadCitus32: Outcome<BackendPlacements>;
+  holdsSpreadCitus4: Outcome<BackendPlacements>;
+  holdsHotPlain: Outcome<BackendPlacements>;
+  holdsHotCitus32: Outcome<BackendPlacements>;
+  holdsHotCitus4: Outcome<BackendPlacements>;
 }
+
+type CitusKey = (typeof CITUS_SCENARIOS)[number];
+/** The scenarios of the main tables; the Citus group has tables of its own. */
+type MainKey = Exclude<keyof Runs, CitusKey>;
 
 export interface Report {
   machine: MachineInfo;
@@ -121,7 +132,7 @@ export function formatReport(report: Report): string {
         ]
       : [label, outcome.status, "-", "-", "-", "-", "-"];
   };
-  const label: Record<keyof Runs, string> = {
+  const label: Record<MainKey, string> = {
     holdsSpread: `holds, spread over ${accounts} accounts`,
     holdsHot: "holds, one hot account",
     holdsSpreadUnbatched: "holds, spread, batching off",
@@ -157,7 +168,7 @@ export function formatReport(report: Report): string {
     loadRow(label.readsSmall, runs.readsSmall, undefined, undefined),
     loadRow(label.readsLarge, runs.readsLarge, undefined, undefined),
   ];
-  const cpuRows = (Object.keys(label) as (keyof Runs)[]).flatMap((key) => {
+  const cpuRows = (Object.keys(label) as MainKey[]).flatMap((key) => {
     const outcome: Outcome<{ cpu?: CpuUse | undefined }> = runs[key];
     const cpu = value(outcome)?.cpu;
     return cpu ? [cpuRow(label[key], cpu)] : [];
@@ -178,6 +189,7 @@ export function formatReport(report: Report): string {
       "",
     );
   }
+  lines.push(...citusSection(report));
   const batched = value(runs.holdsSpread);
   const unbatched = value(runs.holdsSpreadUnbatched);
   if (batched && unbatched) {
@@ -204,13 +216,171 @@ export function formatReport(report: Report): string {
       `settles: ${settle.settled} settled in ${settle.spanS.toFixed(2)} s (first ${settle.firstAfterS.toFixed(2)} s after the worker was ready); placement ${fixed(settle.placed.okPerSecond)} holds/s`,
     );
   }
+  // One line per reason: the scenarios a reason (Citus not up, BENCH_ONLY) skipped, together.
+  const reasons = new Map<string, string[]>();
   for (const [name, outcome] of Object.entries(runs) as [string, Outcome<unknown>][]) {
-    if (outcome.status !== "ok") lines.push(`${name}: ${outcome.status}: ${outcome.reason}`);
+    if (outcome.status === "ok") continue;
+    const why = `${outcome.status}: ${outcome.reason}`;
+    reasons.set(why, [...(reasons.get(why) ?? []), name]);
   }
+  for (const [why, names] of reasons) lines.push(`${names.join(", ")}: ${why}`);
   for (const note of report.notes) lines.push(`note: ${note}`);
   const verify = report.verify;
   lines.push(verify ? verify.line : "verify: not run (no database access)");
   return lines.join("\n");
+}
+
+const CITUS_LABELS: Record<CitusKey, string> = {
+  holdsSpreadPlain: "holds, spread, plain Postgres",
+  holdsSpreadCitus32: "holds, spread, Citus 32 shards",
+  holdsSpreadCitus4: "holds, spread, Citus 4 shards",
+  holdsHotPlain: "holds, hot, plain Postgres",
+  holdsHotCitus32: "holds, hot, Citus 32 shards",
+  holdsHotCitus4: "holds, hot, Citus 4 shards",
+};
+
+/** The plain run each Citus run is compared with: same load, fresh database on BENCH_PG_URL. */
+const PLAIN_OF: Record<CitusKey, CitusKey> = {
+  holdsSpreadPlain: "holdsSpreadPlain",
+  holdsSpreadCitus32: "holdsSpreadPlain",
+  holdsSpreadCitus4: "holdsSpreadPlain",
+  holdsHotPlain: "holdsHotPlain",
+  holdsHotCitus32: "holdsHotPlain",
+  holdsHotCitus4: "holdsHotPlain",
+};
+
+const CITUS_COLUMNS: Column[] = [
+  { title: "scenario", align: "left" },
+  { title: "per s", align: "right" },
+  { title: "p50 ms", align: "right" },
+  { title: "p99 ms", align: "right" },
+  { title: "errors", align: "right" },
+  { title: "vs plain", align: "right" },
+  { title: "holds/txn", align: "right" },
+  { title: "by shard", align: "right" },
+  { title: "shards written", align: "right" },
+];
+
+const port = (url: string) => new URL(url).port || "5432";
+
+/** CPU seconds and µs per hold of one group of processes: "1.23 (456)". */
+const spent = (seconds: number | undefined, ops: number) =>
+  seconds === undefined ? "-" : `${seconds.toFixed(2)} (${fixed((seconds * 1e6) / ops)})`;
+
+/**
+ * Hold placements on plain Postgres and Citus, each on a fresh database: throughput against
+ * the plain run of the same load and holds per transaction (batch size) by shard; then the
+ * CPU each server used during the measurement.
+ */
+function citusSection(report: Report): string[] {
+  const { runs, config } = report;
+  const keys = CITUS_SCENARIOS.filter((key) => runs[key].status !== "skipped" || !config.only);
+  const results = keys.map((key) => ({ key, result: value(runs[key]) }));
+  if (!results.some((r) => r.result)) return [];
+  const rows = results.map(({ key, result }) => {
+    if (!result) return [CITUS_LABELS[key], runs[key].status, "-", "-", "-", "-", "-", "-", "-"];
+    const b = result.batches;
+    return [
+      CITUS_LABELS[key],
+      fixed(result.okPerSecond),
+      result.ok > 0 ? fixed(result.latencyMs.p50, 1) : "-",
+      result.ok > 0 ? fixed(result.latencyMs.p99, 1) : "-",
+      loadErrors(result),
+      ratio(result.okPerSecond, value(runs[PLAIN_OF[key]])?.okPerSecond),
+      b ? fixed(b.mean, 1) : "-",
+      b ? `${fixed(b.shardMin, 1)}–${fixed(b.shardMax, 1)}` : "-",
+      b ? `${b.shardsWritten}/${b.shards}` : "-",
+    ];
+  });
+  const workers = config.citusWorkerUrls.map((url) => `worker :${port(url)}`);
+  const cpuColumns: Column[] = [
+    { title: "scenario", align: "left" },
+    { title: "holds", align: "right" },
+    { title: "holdfast", align: "right" },
+    { title: "postgres / coordinator", align: "right" },
+    ...workers.map((title): Column => ({ title, align: "right" })),
+    { title: "other postgres", align: "right" },
+    { title: "redis", align: "right" },
+    { title: "bench", align: "right" },
+    { title: "other", align: "right" },
+    { title: "all µs/hold", align: "right" },
+    { title: "busy", align: "right" },
+  ];
+  const cpuRows = results.flatMap(({ key, result }) => {
+    const cpu = result?.cpu;
+    if (!result || !cpu) return [];
+    const ops = result.ok;
+    const nodes = cpu.nodes ?? [];
+    const db = nodes.find((n) => /^(postgres|coordinator) /.test(n.name));
+    const measured = nodes.reduce((sum, n) => sum + n.seconds, 0);
+    return [
+      [
+        CITUS_LABELS[key],
+        fixed(ops),
+        spent(cpu.seconds.server, ops),
+        spent(db?.seconds, ops),
+        ...workers.map((name) => spent(nodes.find((n) => n.name === name)?.seconds, ops)),
+        spent(nodes.length > 0 ? cpu.seconds.postgres - measured : undefined, ops),
+        spent(cpu.seconds.redis, ops),
+        spent(cpu.seconds.bench, ops),
+        spent(cpu.seconds.other, ops),
+        fixed(cpuTotal(cpu)),
+        `${Math.round(cpu.busy * 100)}%`,
+      ],
+    ];
+  });
+  const lines = [
+    `Citus: hold placements, each on a fresh database with its own holdfast serve: plain Postgres (:${port(config.adminUrl)}) vs Citus (coordinator :${port(config.citusUrl)}, ${workers.join(", ")}) with citus.shard_count 32 and 4`,
+    formatTable(CITUS_COLUMNS, rows),
+    "holds/txn: holds per transaction during the measurement (the micro-batches; by the rows' xmin), over the shards written; by shard: the lowest and highest shard's mean",
+    "",
+  ];
+  if (cpuRows.length > 0) {
+    lines.push(
+      "CPU by server during each measurement: seconds (µs per hold), from /proc; a server is its postmaster and its children (postgres / coordinator: the plain server in the plain runs; other postgres: every other Postgres process of the machine); bench: autocannon and the sampling",
+      formatTable(cpuColumns, cpuRows),
+      "",
+    );
+  }
+  const tradeOff = (spread: "Spread" | "Hot") => {
+    const plain = value(runs[`holds${spread}Plain`]);
+    const parts = ([32, 4] as const).flatMap((shards) => {
+      const run = value(runs[`holds${spread}Citus${shards}`]);
+      if (!run) return [];
+      const mean = run.batches ? `, ${fixed(run.batches.mean, 1)} holds/txn` : "";
+      return [`${shards} shards ${ratio(run.okPerSecond, plain?.okPerSecond)} plain${mean}`];
+    });
+    if (parts.length === 0) return [];
+    const plainMean = plain?.batches ? ` (plain: ${fixed(plain.batches.mean, 1)} holds/txn)` : "";
+    return [`Citus, ${spread.toLowerCase()} holds: ${parts.join("; ")}${plainMean}`];
+  };
+  lines.push(...tradeOff("Spread"), ...tradeOff("Hot"));
+  return lines;
+}
+
+function placementsJson(run: BackendPlacements) {
+  const cpu = run.cpu;
+  return {
+    ...loadJson(run),
+    shardCount: run.shardCount,
+    batches: run.batches
+      ? {
+          holds: run.batches.holds,
+          transactions: run.batches.transactions,
+          meanHoldsPerTransaction: round(run.batches.mean, 2),
+          shardMinMean: round(run.batches.shardMin, 2),
+          shardMaxMean: round(run.batches.shardMax, 2),
+          shardsWritten: run.batches.shardsWritten,
+          shards: run.batches.shards,
+        }
+      : null,
+    cpuSeconds: cpu
+      ? {
+          ...Object.fromEntries(CPU_GROUPS.map((g) => [g, round(cpu.seconds[g], 3)])),
+          nodes: Object.fromEntries((cpu.nodes ?? []).map((n) => [n.name, round(n.seconds, 3)])),
+        }
+      : null,
+  };
 }
 
 function loadJson(load: LoadResult) {
@@ -233,6 +403,9 @@ const cpuJson = (cpu: CpuUse | undefined) =>
   cpu
     ? {
         usPerOp: Object.fromEntries(CPU_GROUPS.map((g) => [g, round(cpu.usPerOp[g])])),
+        ...(cpu.nodes
+          ? { nodesUsPerOp: Object.fromEntries(cpu.nodes.map((n) => [n.name, round(n.usPerOp)])) }
+          : {}),
         allUsPerOp: round(cpuTotal(cpu)),
         busy: round(cpu.busy, 3),
         steal: round(cpu.steal, 3),
@@ -302,6 +475,9 @@ export function reportJson(report: Report) {
       })),
       readsSmall: outcomeJson(runs.readsSmall, loadJson),
       readsLarge: outcomeJson(runs.readsLarge, loadJson),
+      ...Object.fromEntries(
+        CITUS_SCENARIOS.map((key) => [key, outcomeJson(runs[key], placementsJson)]),
+      ),
     },
     ratios: {
       holdsSpreadVsCeiling: share(rate(runs.holdsSpread), value(runs.ceilingSpread)?.tps),
@@ -312,6 +488,10 @@ export function reportJson(report: Report) {
       eventsOnVsOffSpread: share(rate(runs.holdsEventsOn), rate(runs.holdsEventsOff)),
       readsLargeVsSmallP50: share(large?.latencyMs.p50, small?.latencyMs.p50),
       readsLargeVsSmallP99: share(large?.latencyMs.p99, small?.latencyMs.p99),
+      holdsSpreadCitus32VsPlain: share(rate(runs.holdsSpreadCitus32), rate(runs.holdsSpreadPlain)),
+      holdsSpreadCitus4VsPlain: share(rate(runs.holdsSpreadCitus4), rate(runs.holdsSpreadPlain)),
+      holdsHotCitus32VsPlain: share(rate(runs.holdsHotCitus32), rate(runs.holdsHotPlain)),
+      holdsHotCitus4VsPlain: share(rate(runs.holdsHotCitus4), rate(runs.holdsHotPlain)),
     },
     verify: report.verify ?? null,
     notes: report.notes,

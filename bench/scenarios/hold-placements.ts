@@ -1,4 +1,5 @@
 import { type BenchContext, log } from "../lib/context.ts";
+import type { PgNode } from "../lib/cpu.ts";
 import { type LoadResult, measuredLoad, runLoad } from "../lib/load.ts";
 import { quiesce } from "../lib/target.ts";
 
@@ -6,6 +7,15 @@ export type Spread = "spread" | "hot";
 
 /** Beyond the bench's length, so neither expire jobs nor the sweep touch these holds. */
 const EXPIRES_IN_SECONDS = 604_800;
+
+export interface Variant {
+  name: string;
+  env?: Record<string, string>;
+  /** Postgres servers whose processes the CPU figures count apart (see withCpu). */
+  nodes?: PgNode[];
+  /** Runs between the warm-up and the measurement (a snapshot to subtract afterwards). */
+  afterWarmup?: () => Promise<void>;
+}
 
 /**
  * Scenario 1: POST /v1/purchases under autocannon, every request with its own Idempotency-Key,
@@ -15,7 +25,7 @@ const EXPIRES_IN_SECONDS = 604_800;
 export async function holdPlacements(
   ctx: BenchContext,
   spread: Spread,
-  variant?: { name: string; env: Record<string, string> },
+  variant?: Variant,
 ): Promise<LoadResult> {
   const { config, target, ids } = ctx;
   await quiesce(target);
@@ -46,8 +56,9 @@ export async function holdPlacements(
       );
     log(`holds (${name}): warm-up ${config.warmupS}s`);
     await load(config.warmupS);
+    await variant?.afterWarmup?.();
     log(`holds (${name}): ${config.connections} connections for ${config.durationS}s`);
-    return await measuredLoad(api.pid, () => load(config.durationS));
+    return await measuredLoad(api.pid, () => load(config.durationS), variant?.nodes);
   } finally {
     await api.stop();
   }

@@ -9,6 +9,7 @@ const DISTRIBUTED = [
   "holds",
   "entries",
   "redemptions",
+  "promotion_allotments",
   "idempotency_keys",
   "refunds",
   "events",

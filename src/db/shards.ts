@@ -8,9 +8,17 @@ export interface Shards {
   of(bucket: number): number;
   /** The buckets of each shard, for work done shard by shard; one group of all on plain Postgres. */
   groups: (number[] | undefined)[];
+  /**
+   * The home bucket of a bucket's shard: the first bucket of that shard, where rows kept once
+   * per shard live (promotion_allotments); 0 on plain Postgres.
+   */
+  home(bucket: number): number;
+  /** The home bucket of every shard. */
+  homes: number[];
 }
 
-const ONE: Shards = { of: () => 0, groups: [undefined] };
+/** Plain Postgres: one shard holding every bucket. */
+export const ONE_SHARD: Shards = { of: () => 0, groups: [undefined], home: () => 0, homes: [0] };
 
 const loaded = new WeakMap<object, Promise<Shards>>();
 
@@ -34,7 +42,7 @@ async function readShards(db: Db): Promise<Shards> {
   const [distributed] = await db.execute<{ yes: boolean }>(sql`
     SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
        AND to_regclass('pg_dist_partition') IS NOT NULL AS yes`);
-  if (!distributed?.yes) return ONE;
+  if (!distributed?.yes) return ONE_SHARD;
   const rows = await db.execute<{ bucket: number; shard: number }>(sql`
     SELECT b AS bucket, get_shard_id_for_distribution_column('accounts', b)::int8 AS shard
       FROM generate_series(0, ${BUCKETS - 1}::int) AS b`);
@@ -48,5 +56,11 @@ async function readShards(db: Db): Promise<Shards> {
     group.push(bucket);
     groups.set(Number(shard), group);
   }
-  return { of: (bucket) => shardOf[bucket]!, groups: [...groups.values()] };
+  const homeOf = new Map([...groups].map(([shard, buckets]) => [shard, Math.min(...buckets)]));
+  return {
+    of: (bucket) => shardOf[bucket]!,
+    groups: [...groups.values()],
+    home: (bucket) => homeOf.get(shardOf[bucket]!)!,
+    homes: [...homeOf.values()].sort((a, b) => a - b),
+  };
 }

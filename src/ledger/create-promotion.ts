@@ -1,5 +1,8 @@
 import { sql } from "drizzle-orm";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
+import { oneShardAtATime } from "../db/distribute.ts";
+import type { Shards } from "../db/shards.ts";
 import { DomainError } from "./errors.ts";
 import {
   DEFAULT_MULTIPLIER,
@@ -36,7 +39,25 @@ function instant(value: Date | string | null | undefined, name: string): Date | 
   return date;
 }
 
-export async function createPromotion(db: Db, input: CreatePromotionInput): Promise<Promotion> {
+/**
+ * The cap, split between the shards: `homes[i]` gets its i-th share, the first ones one more
+ * when it does not divide evenly. Null (uncapped): a row per shard to count in.
+ */
+export function splitCap(max: number | null, homes: number[]): number[] | null[] {
+  if (max === null) return homes.map(() => null);
+  return homes.map((_, i) => Math.floor(max / homes.length) + (i < max % homes.length ? 1 : 0));
+}
+
+/**
+ * Inserts the promotion and its allotment rows, one in the home bucket of each shard with its
+ * share of the cap (splitCap), in one transaction: on Citus a write on every node, as any
+ * change of the reference table is.
+ */
+export async function createPromotion(
+  db: Db,
+  input: CreatePromotionInput,
+  shards: Pick<Shards, "homes">,
+): Promise<Promotion> {
   const multiplier = input.multiplier ?? DEFAULT_MULTIPLIER;
   if (!PROMOTION_CODE.test(input.code)) {
     throw new TypeError(`invalid promotion code ${JSON.stringify(input.code)}`);
@@ -53,13 +74,23 @@ export async function createPromotion(db: Db, input: CreatePromotionInput): Prom
   if (startsAt && endsAt && startsAt >= endsAt) {
     throw new TypeError("startsAt must be before endsAt");
   }
-  const rows = await db.execute<PromotionRow>(sql`
-    INSERT INTO promotions (code, multiplier, max_redemptions, starts_at, ends_at)
-    VALUES (${input.code}, ${multiplier}, ${max}::int4,
-            ${startsAt?.toISOString() ?? null}::timestamptz, ${endsAt?.toISOString() ?? null}::timestamptz)
-    ON CONFLICT (code) DO NOTHING
-    RETURNING ${PROMOTION_COLUMNS}`);
-  const row = rows[0];
-  if (!row) throw new DomainError("promotion_exists", `promotion ${input.code} already exists`);
-  return toPromotion(row);
+  return atomically(db, async (tx) => {
+    await oneShardAtATime(tx);
+    const rows = await tx.execute<PromotionRow>(sql`
+      INSERT INTO promotions (code, multiplier, max_redemptions, starts_at, ends_at)
+      VALUES (${input.code}, ${multiplier}, ${max}::int4,
+              ${startsAt?.toISOString() ?? null}::timestamptz, ${endsAt?.toISOString() ?? null}::timestamptz)
+      ON CONFLICT (code) DO NOTHING
+      RETURNING ${PROMOTION_COLUMNS}`);
+    const row = rows[0];
+    if (!row) throw new DomainError("promotion_exists", `promotion ${input.code} already exists`);
+    const shares = splitCap(max, shards.homes);
+    await tx.execute(sql`
+      INSERT INTO promotion_allotments (bucket, promotion_code, allotted)
+      VALUES ${sql.join(
+        shards.homes.map((home, i) => sql`(${home}::int, ${input.code}, ${shares[i]}::int4)`),
+        sql`, `,
+      )}`);
+    return toPromotion(row, 0);
+  });
 }

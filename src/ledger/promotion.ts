@@ -27,22 +27,22 @@ export type PromotionRow = {
   code: string;
   multiplier: number;
   max_redemptions: number | null;
-  redemptions: number;
   starts_at: string | null;
   ends_at: string | null;
   created_at: string;
 };
 
 export const PROMOTION_COLUMNS = sql.raw(
-  "code, multiplier, max_redemptions, redemptions, starts_at, ends_at, created_at",
+  "code, multiplier, max_redemptions, starts_at, ends_at, created_at",
 );
 
-export function toPromotion(row: PromotionRow): Promotion {
+/** `redemptions`: the sum of the promotion's allotment rows (promotion_allotments). */
+export function toPromotion(row: PromotionRow, redemptions: number): Promotion {
   return {
     code: row.code,
     multiplier: row.multiplier,
     maxRedemptions: row.max_redemptions,
-    redemptions: row.redemptions,
+    redemptions,
     startsAt: toIsoOrNull(row.starts_at),
     endsAt: toIsoOrNull(row.ends_at),
     createdAt: toIso(row.created_at),

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
+import type { Shards } from "../db/shards.ts";
 import { appendEvents } from "../events/append-events.ts";
 import { type Account, toAccount } from "./account.ts";
 import { DomainError, type DomainErrorCode } from "./errors.ts";
@@ -87,11 +88,16 @@ function refusal(input: RedeemInput, row: RedeemRow): DomainError {
  * Redeems a promotion on an account in one call of holdfast_redeem (src/db/sql/redeem.sql),
  * which decides under the promotion's and the account's row locks and posts the credit through
  * the posting core: the credit is exactly what a serial order would give at the redemption's
- * position in the account's sequence. A refusal writes nothing.
+ * position in the account's sequence. It counts the redemption on the account's shard
+ * (`shards.home`). A refusal writes nothing.
  */
-export function redeemPromotion(db: Db, input: RedeemInput): Promise<RedeemResult> {
+export function redeemPromotion(
+  db: Db,
+  input: RedeemInput,
+  shards: Pick<Shards, "home">,
+): Promise<RedeemResult> {
   return atomically(db, async (tx) => {
-    const result = await redeem(tx, input);
+    const result = await redeem(tx, input, shards.home(bucketOf(input.accountId)));
     await appendEvents(tx, [
       { type: "promotion.redeemed", accountId: input.accountId, data: result },
     ]);
@@ -99,11 +105,11 @@ export function redeemPromotion(db: Db, input: RedeemInput): Promise<RedeemResul
   });
 }
 
-async function redeem(db: Db, input: RedeemInput): Promise<RedeemResult> {
+async function redeem(db: Db, input: RedeemInput, home: number): Promise<RedeemResult> {
   const bucket = bucketOf(input.accountId);
   const [row] = await db.execute<RedeemRow>(sql`
-    SELECT * FROM holdfast_redeem(${input.code}, ${bucket}::int, ${input.accountId},
-                                  ${newIdIn(bucket)}::uuid)`);
+    SELECT * FROM holdfast_redeem(${input.code}, ${bucket}::int, ${home}::int,
+                                  ${input.accountId}, ${newIdIn(bucket)}::uuid)`);
   if (!row) throw new Error("holdfast_redeem answered no row");
   if (row.o_refusal) throw refusal(input, row);
   return {

@@ -1,4 +1,5 @@
 import type { Db } from "../db/client.ts";
+import { shardsOf } from "../db/shards.ts";
 import { createAccount } from "./create-account.ts";
 import { createPromotion } from "./create-promotion.ts";
 import { creditAccount } from "./credit-account.ts";
@@ -32,7 +33,7 @@ export async function seedDemo(db: Db): Promise<string[]> {
     if (added) created.push(id);
   }
   try {
-    await createPromotion(db, DEMO_PROMOTION);
+    await createPromotion(db, DEMO_PROMOTION, await shardsOf(db));
     created.push(DEMO_PROMOTION.code);
   } catch (error) {
     if (!isDomainError(error) || error.code !== "promotion_exists") throw error;

@@ -155,6 +155,26 @@ function checks(options: VerifyOptions): Check[] {
          WHERE (e.kind = 'adjustment') <> (e.account_id = '@adjustments') AND e.leg = 1`,
     },
     {
+      invariant: "§2",
+      name: "each promotion's allotments count its redemptions and add up to its cap",
+      query: sql`
+        WITH counted AS (
+          SELECT promotion_code, sum(redeemed) AS redeemed, sum(allotted) AS allotted,
+                 count(allotted) AS capped, count(*) AS rows
+            FROM promotion_allotments GROUP BY promotion_code
+        ), made AS (
+          SELECT promotion_code, count(*) AS n FROM redemptions GROUP BY promotion_code
+        )
+        SELECT p.code, p.max_redemptions, c.allotted, c.redeemed, m.n AS redemptions
+          FROM promotions p
+          LEFT JOIN counted c ON c.promotion_code = p.code
+          LEFT JOIN made m ON m.promotion_code = p.code
+         WHERE COALESCE(c.redeemed, 0) <> COALESCE(m.n, 0)
+            OR (p.max_redemptions IS NULL AND c.capped > 0)
+            OR (p.max_redemptions IS NOT NULL
+                AND (c.allotted IS DISTINCT FROM p.max_redemptions OR c.capped <> c.rows))`,
+    },
+    {
       invariant: 9,
       name: "each account's events are numbered 1, 2, 3, … without gaps, placed in that order",
       query: sql`

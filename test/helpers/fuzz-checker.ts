@@ -52,7 +52,9 @@ async function snapshot(t: TestApp): Promise<Record<string, string | number>> {
            (SELECT count(*) FROM refunds)::int AS refunds,
            (SELECT count(*) FROM events)::int AS events,
            (SELECT coalesce(sum(refunded_amount), 0) FROM holds)::text AS refunded,
-           (SELECT coalesce(sum(redemptions), 0) FROM promotions)::text AS promotion_redemptions,
+           (SELECT coalesce(string_agg(concat_ws(':', bucket, promotion_code, allotted, redeemed), ','
+                                       ORDER BY bucket, promotion_code), '')
+              FROM promotion_allotments) AS promotion_allotments,
            (SELECT coalesce(sum(settled), 0) FROM accounts)::text AS settled,
            (SELECT coalesce(sum(held), 0) FROM accounts)::text AS held,
            (SELECT coalesce(sum(last_seq), 0) FROM accounts)::text AS last_seq,

@@ -2,8 +2,9 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pgErrorCode } from "../../src/db/errors.ts";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
+import { ONE_SHARD } from "../../src/db/shards.ts";
 import { getAccount } from "../../src/ledger/account.ts";
-import { createPromotion } from "../../src/ledger/create-promotion.ts";
+import { createPromotion, splitCap } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { isDomainError } from "../../src/ledger/errors.ts";
 import { getPromotion } from "../../src/ledger/get-promotion.ts";
@@ -26,7 +27,7 @@ import {
 let t: TestDatabase;
 beforeAll(async () => {
   t = await createTestDatabase();
-  await createPromotion(t.db, { code: "DOUBLE" });
+  await createPromotion(t.db, { code: "DOUBLE" }, ONE_SHARD);
 });
 afterAll(async () => {
   await expectLedgerConsistent(t.db);
@@ -43,7 +44,8 @@ const codeOf = (p: Promise<unknown>) =>
     },
   );
 
-const redeem = (accountId: string, code = "DOUBLE") => redeemPromotion(t.db, { code, accountId });
+const redeem = (accountId: string, code = "DOUBLE") =>
+  redeemPromotion(t.db, { code, accountId }, ONE_SHARD);
 
 async function redemptionRows(code: string) {
   return t.db.execute<{ account_id: string; basis: number; credited: number }>(
@@ -60,7 +62,7 @@ async function promotionsSettled(): Promise<number> {
 
 describe("creating and reading promotions", () => {
   it("defaults to ×2, unlimited, always active; reads back what was stored", async () => {
-    const created = await createPromotion(t.db, { code: "PLAIN-1" });
+    const created = await createPromotion(t.db, { code: "PLAIN-1" }, ONE_SHARD);
     expect(created).toMatchObject({
       code: "PLAIN-1",
       multiplier: 2,
@@ -73,13 +75,17 @@ describe("creating and reading promotions", () => {
   });
 
   it("stores multiplier, cap and window at millisecond precision", async () => {
-    const created = await createPromotion(t.db, {
-      code: "TRIPLE_WINTER",
-      multiplier: 3,
-      maxRedemptions: 100,
-      startsAt: "2030-01-01T00:00:00.000+01:00",
-      endsAt: new Date("2030-02-01T00:00:00.1239Z"),
-    });
+    const created = await createPromotion(
+      t.db,
+      {
+        code: "TRIPLE_WINTER",
+        multiplier: 3,
+        maxRedemptions: 100,
+        startsAt: "2030-01-01T00:00:00.000+01:00",
+        endsAt: new Date("2030-02-01T00:00:00.1239Z"),
+      },
+      ONE_SHARD,
+    );
     expect(created).toMatchObject({
       multiplier: 3,
       maxRedemptions: 100,
@@ -89,8 +95,8 @@ describe("creating and reading promotions", () => {
   });
 
   it("a taken code: promotion_exists, the first promotion unchanged", async () => {
-    await createPromotion(t.db, { code: "TAKEN", multiplier: 5 });
-    const error = await codeOf(createPromotion(t.db, { code: "TAKEN", multiplier: 2 }));
+    await createPromotion(t.db, { code: "TAKEN", multiplier: 5 }, ONE_SHARD);
+    const error = await codeOf(createPromotion(t.db, { code: "TAKEN", multiplier: 2 }, ONE_SHARD));
     expect(error).toBe("promotion_exists");
     expect((await getPromotion(t.db, "TAKEN")).multiplier).toBe(5);
   });
@@ -108,7 +114,8 @@ describe("creating and reading promotions", () => {
       { code: "BAD6", startsAt: "2030-01-01T00:00:00Z", endsAt: "2030-01-01T00:00:00Z" },
       { code: "BAD7", startsAt: "not a date" },
     ];
-    for (const input of bad) await expect(createPromotion(t.db, input)).rejects.toThrow(TypeError);
+    for (const input of bad)
+      await expect(createPromotion(t.db, input, ONE_SHARD)).rejects.toThrow(TypeError);
     const [row] = await t.db.execute<{ n: number }>(
       sql`SELECT count(*)::int AS n FROM promotions WHERE code LIKE 'BAD%'`,
     );
@@ -246,7 +253,7 @@ describe("redemption rules", () => {
   });
 
   it("a promotion capped at 1, redeemed by 20 accounts at once: exactly one", async () => {
-    await createPromotion(t.db, { code: "ONLY-ONE", maxRedemptions: 1 });
+    await createPromotion(t.db, { code: "ONLY-ONE", maxRedemptions: 1 }, ONE_SHARD);
     const ids = await Promise.all(
       Array.from({ length: 20 }, (_, i) => fundedAccount(t.db, `cap1-${i}`, 10)),
     );
@@ -260,7 +267,7 @@ describe("redemption rules", () => {
   });
 
   it("a promotion capped at 5, redeemed by 20 accounts at once: exactly five", async () => {
-    await createPromotion(t.db, { code: "FIVE", multiplier: 3, maxRedemptions: 5 });
+    await createPromotion(t.db, { code: "FIVE", multiplier: 3, maxRedemptions: 5 }, ONE_SHARD);
     const ids = await Promise.all(
       Array.from({ length: 20 }, (_, i) => fundedAccount(t.db, `cap5-${i}`, 10)),
     );
@@ -275,9 +282,13 @@ describe("redemption rules", () => {
     const id = await fundedAccount(t.db, "windows", 10);
     const now = await dbNow(t.db);
     const at = (ms: number) => new Date(now.getTime() + ms);
-    await createPromotion(t.db, { code: "LATER", startsAt: at(3_600_000) });
-    await createPromotion(t.db, { code: "OVER", endsAt: at(-1000) });
-    await createPromotion(t.db, { code: "OPEN", startsAt: at(-60_000), endsAt: at(3_600_000) });
+    await createPromotion(t.db, { code: "LATER", startsAt: at(3_600_000) }, ONE_SHARD);
+    await createPromotion(t.db, { code: "OVER", endsAt: at(-1000) }, ONE_SHARD);
+    await createPromotion(
+      t.db,
+      { code: "OPEN", startsAt: at(-60_000), endsAt: at(3_600_000) },
+      ONE_SHARD,
+    );
     expect(await codeOf(redeem(id, "LATER"))).toBe("promotion_inactive");
     expect(await codeOf(redeem(id, "OVER"))).toBe("promotion_inactive");
     expect((await getPromotion(t.db, "LATER")).redemptions).toBe(0);
@@ -290,25 +301,33 @@ describe("redemption rules", () => {
     await t.db.transaction(async (tx) => {
       const now = await dbNow(tx);
       const ms = (d: number) => new Date(now.getTime() + d);
-      await createPromotion(tx, { code: "ENDS-NOW", endsAt: now });
-      await createPromotion(tx, { code: "STARTS-NOW", startsAt: now });
-      await createPromotion(tx, { code: "STARTS-NEXT-MS", startsAt: ms(1) });
-      await createPromotion(tx, { code: "ENDS-NEXT-MS", startsAt: ms(-1), endsAt: ms(1) });
-      expect(await codeOf(redeemPromotion(tx, { code: "ENDS-NOW", accountId: id }))).toBe(
-        "promotion_inactive",
+      await createPromotion(tx, { code: "ENDS-NOW", endsAt: now }, ONE_SHARD);
+      await createPromotion(tx, { code: "STARTS-NOW", startsAt: now }, ONE_SHARD);
+      await createPromotion(tx, { code: "STARTS-NEXT-MS", startsAt: ms(1) }, ONE_SHARD);
+      await createPromotion(
+        tx,
+        { code: "ENDS-NEXT-MS", startsAt: ms(-1), endsAt: ms(1) },
+        ONE_SHARD,
       );
-      expect(await codeOf(redeemPromotion(tx, { code: "STARTS-NEXT-MS", accountId: id }))).toBe(
-        "promotion_inactive",
-      );
-      expect(await codeOf(redeemPromotion(tx, { code: "STARTS-NOW", accountId: id }))).toBe("ok");
-      expect(await codeOf(redeemPromotion(tx, { code: "ENDS-NEXT-MS", accountId: id }))).toBe("ok");
+      expect(
+        await codeOf(redeemPromotion(tx, { code: "ENDS-NOW", accountId: id }, ONE_SHARD)),
+      ).toBe("promotion_inactive");
+      expect(
+        await codeOf(redeemPromotion(tx, { code: "STARTS-NEXT-MS", accountId: id }, ONE_SHARD)),
+      ).toBe("promotion_inactive");
+      expect(
+        await codeOf(redeemPromotion(tx, { code: "STARTS-NOW", accountId: id }, ONE_SHARD)),
+      ).toBe("ok");
+      expect(
+        await codeOf(redeemPromotion(tx, { code: "ENDS-NEXT-MS", accountId: id }, ONE_SHARD)),
+      ).toBe("ok");
     });
     expect((await getAccount(t.db, id)).settled).toBe(40);
   });
 
   it("a credit past 2^53 − 1: balance_limit_exceeded and nothing written", async () => {
     const id = await fundedAccount(t.db, "huge", 2 ** 52 + 1);
-    await createPromotion(t.db, { code: "HUGE" });
+    await createPromotion(t.db, { code: "HUGE" }, ONE_SHARD);
     const before = await promotionsSettled();
     expect(await codeOf(redeem(id, "HUGE"))).toBe("balance_limit_exceeded");
     expect(await getAccount(t.db, id)).toMatchObject({ settled: 2 ** 52 + 1, held: 0 });
@@ -324,7 +343,7 @@ describe("redemption rules", () => {
   });
 
   it("an account with nothing settled: a zero-credit redemption, recorded and counted, with no transaction", async () => {
-    await createPromotion(t.db, { code: "ZERO-OK", maxRedemptions: 2 });
+    await createPromotion(t.db, { code: "ZERO-OK", maxRedemptions: 2 }, ONE_SHARD);
     const id = await fundedAccount(t.db, "empty", 0);
     const { redemption, account } = await redeem(id, "ZERO-OK");
     expect(redemption).toMatchObject({ basis: 0, credited: 0, transactionId: null });
@@ -356,7 +375,7 @@ describe("redemption rules", () => {
     const id = await fundedAccount(t.db, "composed", 10);
     await redeem(id);
     await t.db.transaction(async (tx) => {
-      expect(await codeOf(redeemPromotion(tx, { code: "DOUBLE", accountId: id }))).toBe(
+      expect(await codeOf(redeemPromotion(tx, { code: "DOUBLE", accountId: id }, ONE_SHARD))).toBe(
         "promotion_already_redeemed",
       );
       await creditAccount(tx, { accountId: id, amount: 1 });
@@ -365,7 +384,7 @@ describe("redemption rules", () => {
   });
 
   it("the database backs the rules: a second row for an account, or a count past the cap, is refused", async () => {
-    await createPromotion(t.db, { code: "GUARDED", maxRedemptions: 1 });
+    await createPromotion(t.db, { code: "GUARDED", maxRedemptions: 1 }, ONE_SHARD);
     const id = await fundedAccount(t.db, "guarded", 0);
     await redeem(id, "GUARDED");
     const insert = t.db.execute(
@@ -374,35 +393,14 @@ describe("redemption rules", () => {
     );
     expect(await insert.then(() => "ok", pgErrorCode)).toBe("23505");
     const bump = t.db.execute(
-      sql`UPDATE promotions SET redemptions = redemptions + 1 WHERE code = 'GUARDED'`,
+      sql`UPDATE promotion_allotments SET redeemed = redeemed + 1 WHERE promotion_code = 'GUARDED'`,
     );
     expect(await bump.then(() => "ok", pgErrorCode)).toBe("23514");
   });
 
-  it("a redemption waiting for a busy promotion does not hold its account: a purchase goes through", async () => {
-    const id = await fundedAccount(t.db, "queued", 50);
-    await createPromotion(t.db, { code: "BUSY" });
-    const blocker = await t.sql.reserve();
-    try {
-      await blocker`BEGIN`;
-      await blocker`SELECT 1 FROM promotions WHERE code = 'BUSY' FOR UPDATE`;
-      const redemption = redeem(id, "BUSY");
-      await new Promise((r) => setTimeout(r, 200));
-      // Had the redemption locked the account first, this would wait for the blocker's commit,
-      // which comes only after it: a lock timeout.
-      const { account } = await placeHold(t.db, { accountId: id, amount: 20 });
-      expect(account).toMatchObject({ settled: 50, held: 20 });
-      await blocker`COMMIT`;
-      const { redemption: redeemed } = await redemption;
-      expect(redeemed).toMatchObject({ basis: 50, credited: 50 });
-    } finally {
-      blocker.release();
-    }
-  });
-
   it("redemptions, purchases, settles and credits racing on the same accounts: no deadlock, every account a serial order", async () => {
     const codes = ["MIX-A", "MIX-B", "MIX-C"];
-    for (const code of codes) await createPromotion(t.db, { code, maxRedemptions: 10 });
+    for (const code of codes) await createPromotion(t.db, { code, maxRedemptions: 10 }, ONE_SHARD);
     const ids = await Promise.all(
       Array.from({ length: 8 }, (_, i) => fundedAccount(t.db, `mix-${i}`, 100)),
     );
@@ -449,5 +447,113 @@ describe("seed", () => {
     } finally {
       await fresh.drop();
     }
+  });
+});
+
+/**
+ * The cap split between shards (src/db/sql/allot.sql), with three home buckets standing for
+ * three shards: the SQL takes the layout from its caller, so plain Postgres shows the
+ * bookkeeping that Citus runs shard by shard (test/scale/single-shard.test.ts runs it there).
+ */
+describe("a cap split between shards", () => {
+  const HOMES = [0, 1366, 2731];
+  const THREE = {
+    homes: HOMES,
+    home: (bucket: number) => HOMES.findLast((h) => h <= bucket)!,
+  };
+  /** Accounts whose buckets fall in the given shards, funded with 10. */
+  async function accountsIn(prefix: string, shards: number[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (let i = 0; ids.length < shards.length; i++) {
+      const id = `${prefix}-${i}`;
+      if (THREE.home(bucketOf(id)) === HOMES[shards[ids.length]!]) ids.push(id);
+    }
+    return Promise.all(ids.map((id) => fundedAccount(t.db, id, 10)));
+  }
+  const allotments = (code: string) =>
+    t.db.execute<{ bucket: number; allotted: number | null; redeemed: number }>(sql`
+      SELECT bucket, allotted, redeemed FROM promotion_allotments
+       WHERE promotion_code = ${code} ORDER BY bucket`);
+  const redeemIn = (id: string, code: string) =>
+    codeOf(redeemPromotion(t.db, { code, accountId: id }, THREE));
+
+  it("splitCap gives the first shards the remainder; uncapped, every shard a row to count in", () => {
+    expect(splitCap(10, HOMES)).toEqual([4, 3, 3]);
+    expect(splitCap(2, HOMES)).toEqual([1, 1, 0]);
+    expect(splitCap(null, HOMES)).toEqual([null, null, null]);
+  });
+
+  it("each redemption counts on its account's shard while the shard has allotment", async () => {
+    await createPromotion(t.db, { code: "SPLIT-10", maxRedemptions: 10 }, THREE);
+    const ids = await accountsIn("split10", [0, 1, 1, 2]);
+    for (const id of ids) expect(await redeemIn(id, "SPLIT-10")).toBe("ok");
+    expect(await allotments("SPLIT-10")).toEqual([
+      { bucket: 0, allotted: 4, redeemed: 1 },
+      { bucket: 1366, allotted: 3, redeemed: 2 },
+      { bucket: 2731, allotted: 3, redeemed: 1 },
+    ]);
+    expect((await getPromotion(t.db, "SPLIT-10")).redemptions).toBe(4);
+  });
+
+  it("a shard that has used its share takes half the largest spare; at the cap, exhausted", async () => {
+    await createPromotion(t.db, { code: "SPLIT-5", maxRedemptions: 5 }, THREE);
+    // Shares 2, 2, 1: the third shard redeems 4 times, the first once, then everyone is refused.
+    const ids = await accountsIn("split5", [2, 2, 2, 2, 0, 1, 2]);
+    const outcomes: string[] = [];
+    for (const id of ids) outcomes.push(await redeemIn(id, "SPLIT-5"));
+    expect(outcomes).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "ok",
+      "ok",
+      ...Array(2).fill("promotion_inactive"),
+    ]);
+    const rows = await allotments("SPLIT-5");
+    expect(rows.reduce((n, r) => n + r.allotted!, 0)).toBe(5);
+    expect(rows.reduce((n, r) => n + r.redeemed, 0)).toBe(5);
+    expect(rows.every((r) => r.redeemed === r.allotted)).toBe(true);
+    expect(rows.find((r) => r.bucket === 2731)).toEqual({ bucket: 2731, allotted: 4, redeemed: 4 });
+  });
+
+  it("30 accounts race for a cap of 7 split 3, 2, 2, 27 of them on the third shard: exactly seven, no deadlock", async () => {
+    await createPromotion(t.db, { code: "SPLIT-RACE", maxRedemptions: 7 }, THREE);
+    const ids = await accountsIn("splitrace", [0, 0, 1, ...Array(27).fill(2)]);
+    const outcomes = await Promise.all(ids.map((id) => redeemIn(id, "SPLIT-RACE")));
+    expect(outcomes.filter((o) => o === "ok")).toHaveLength(7);
+    expect(outcomes.filter((o) => o === "promotion_inactive")).toHaveLength(23);
+    const rows = await allotments("SPLIT-RACE");
+    expect(rows.reduce((n, r) => n + r.allotted!, 0)).toBe(7);
+    expect(rows.every((r) => r.redeemed === r.allotted)).toBe(true);
+    // At least 4 of the 7 went to the third shard: allotment moved there.
+    expect(rows.find((r) => r.bucket === 2731)!.allotted).toBeGreaterThanOrEqual(4);
+    expect(await redemptionRows("SPLIT-RACE")).toHaveLength(7);
+  });
+
+  it("a shard with no row yet (a shard split after creation) gets one: from the cap, or to count in", async () => {
+    await createPromotion(t.db, { code: "OLD-CAP", maxRedemptions: 4 }, ONE_SHARD);
+    await createPromotion(t.db, { code: "OLD-OPEN" }, ONE_SHARD);
+    const [id] = await accountsIn("newshard", [2]);
+    expect(await redeemIn(id!, "OLD-CAP")).toBe("ok");
+    expect(await redeemIn(id!, "OLD-OPEN")).toBe("ok");
+    expect(await allotments("OLD-CAP")).toEqual([
+      { bucket: 0, allotted: 2, redeemed: 0 },
+      { bucket: 2731, allotted: 2, redeemed: 1 },
+    ]);
+    expect(await allotments("OLD-OPEN")).toEqual([
+      { bucket: 0, allotted: null, redeemed: 0 },
+      { bucket: 2731, allotted: null, redeemed: 1 },
+    ]);
+  });
+
+  it("a refusal after a move undoes the move", async () => {
+    await createPromotion(t.db, { code: "MOVE-BACK", maxRedemptions: 2 }, THREE);
+    // Shares 1, 1, 0: the third shard must move allotment to redeem, and this account's
+    // credit would pass 2^53 − 1.
+    const [id] = await accountsIn("moveback", [2]);
+    await creditAccount(t.db, { accountId: id!, amount: MAX_AMOUNT - 10 });
+    const before = await allotments("MOVE-BACK");
+    expect(await redeemIn(id!, "MOVE-BACK")).toBe("balance_limit_exceeded");
+    expect(await allotments("MOVE-BACK")).toEqual(before);
   });
 });

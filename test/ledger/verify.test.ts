@@ -1,10 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { ONE_SHARD } from "../../src/db/shards.ts";
 import { appendEvents, setEventsWritten } from "../../src/events/append-events.ts";
 import { positionEvents } from "../../src/events/list-events.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
+import { createPromotion } from "../../src/ledger/create-promotion.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
 import { bucketOf, newIdIn } from "../../src/ledger/ids.ts";
+import { redeemPromotion } from "../../src/ledger/redeem-promotion.ts";
 import { type VerifyReport, verifyLedger } from "../../src/ledger/verify.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { refundHold } from "../../src/reservations/refund-hold.ts";
@@ -29,6 +32,7 @@ const EVENTS_NUMBERED =
   "each account's events are numbered 1, 2, 3, … without gaps, placed in that order";
 const EVENT_PER_CHANGE =
   "each account has exactly one event per change of its entries, holds, refunds and redemptions";
+const ALLOTMENTS = "each promotion's allotments count its redemptions and add up to its cap";
 const ADJUSTMENTS_BALANCED =
   "@adjustments balances its entries, and adjustments are between it and a user account";
 
@@ -60,7 +64,7 @@ describe("verifyLedger", () => {
     expect(report.ok).toBe(true);
     expect(report.totals).toEqual({ accounts: 7, transactions: 6, entries: 12, holds: 0 });
     expect(report.checks.map((c) => c.invariant)).toEqual(
-      expect.arrayContaining([1, 2, 3, 4, 6, 7, 8, 9, "§8"]),
+      expect.arrayContaining([1, 2, 3, 4, 6, 7, 8, 9, "§2", "§8"]),
     );
     for (const c of report.checks) expect(c.examples).toEqual([]);
   });
@@ -100,6 +104,18 @@ describe("verifyLedger", () => {
     // seq 2 and seq 3 no longer match their running sums.
     expect(failed[RUNNING_BALANCES]).toBe(2);
     expect(failed[SUM_ZERO_OVERALL]).toBeUndefined();
+  });
+
+  it("fails when a promotion's allotments lose a redemption or grow past its cap", async () => {
+    await createPromotion(t.db, { code: "CAPPED", maxRedemptions: 3 }, ONE_SHARD);
+    await createPromotion(t.db, { code: "OPEN" }, ONE_SHARD);
+    await redeemPromotion(t.db, { code: "CAPPED", accountId: "alice" }, ONE_SHARD);
+    await redeemPromotion(t.db, { code: "OPEN", accountId: "bob" }, ONE_SHARD);
+    expect(failures(await verifyLedger(t.db, GRACE))).toEqual({});
+    await t.sql`UPDATE promotion_allotments SET allotted = 4 WHERE promotion_code = 'CAPPED'`;
+    await t.sql`UPDATE promotion_allotments SET redeemed = 0 WHERE promotion_code = 'OPEN'`;
+    const report = await verifyLedger(t.db, GRACE);
+    expect(failures(report)).toEqual({ [ALLOTMENTS]: 2 });
   });
 
   it("fails when an account's held balance is tampered", async () => {

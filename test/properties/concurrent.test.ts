@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
+import { ONE_SHARD } from "../../src/db/shards.ts";
 import { getAccount } from "../../src/ledger/account.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
@@ -186,7 +187,7 @@ class ConcurrentRun {
     this.baseline = await systemBalances(db);
     for (const name of PROMOTION_NAMES) {
       const p: { multiplier: number; maxRedemptions?: number } = PROMOTIONS[name];
-      await createPromotion(db, { code: this.code(name), ...p });
+      await createPromotion(db, { code: this.code(name), ...p }, ONE_SHARD);
       m.addPromotion(this.code(name), p);
     }
     for (const [i, id] of this.accounts.entries()) {
@@ -274,10 +275,14 @@ class ConcurrentRun {
       case "redeem":
         return {
           result: await attempt(
-            redeemPromotion(db, {
-              code: this.code(a.promotion),
-              accountId: this.accountOf(a.account),
-            }),
+            redeemPromotion(
+              db,
+              {
+                code: this.code(a.promotion),
+                accountId: this.accountOf(a.account),
+              },
+              ONE_SHARD,
+            ),
             redemptionView,
           ),
         };
@@ -335,7 +340,8 @@ class ConcurrentRun {
            WHERE account_id IN ${this.accounts}`,
     );
     const counters = await db.execute<{ code: string; redemptions: number }>(
-      sql`SELECT code, redemptions FROM promotions WHERE code IN ${PROMOTION_NAMES.map(this.code)}`,
+      sql`SELECT promotion_code AS code, sum(redeemed)::int AS redemptions FROM promotion_allotments
+           WHERE promotion_code IN ${PROMOTION_NAMES.map(this.code)} GROUP BY 1`,
     );
     const credited = (code: string, id: string) => {
       const row = rows.find((r) => r.promotion_code === code && r.account_id === id);
@@ -432,7 +438,7 @@ describe("model-based: concurrent commands against Postgres", () => {
 async function storyPromotion(multiplier: number): Promise<string> {
   const code = `STORY-X${multiplier}`;
   if (!storyPromotions.has(code)) {
-    await createPromotion(t.db, { code, multiplier });
+    await createPromotion(t.db, { code, multiplier }, ONE_SHARD);
     storyPromotions.add(code);
   }
   return code;
@@ -508,7 +514,7 @@ describe("the founding story, raced", () => {
         await creditAccount(t.db, { accountId: id, amount: s });
         const { hold: placed } = await placeHold(t.db, { accountId: id, amount: h });
         const [redeemed] = await Promise.all([
-          redeemPromotion(t.db, { code, accountId: id }),
+          redeemPromotion(t.db, { code, accountId: id }, ONE_SHARD),
           end === "settle"
             ? settleHold(t.db, { holdId: placed.id })
             : releaseHold(t.db, { holdId: placed.id }),
@@ -612,7 +618,10 @@ describe("the founding story, raced", () => {
             case "refund":
               return attempt(refundHold(db, { holdId: hold.id, amount: op.amount }), refundView);
             case "redeem":
-              return attempt(redeemPromotion(db, { code, accountId: id }), redemptionView);
+              return attempt(
+                redeemPromotion(db, { code, accountId: id }, ONE_SHARD),
+                redemptionView,
+              );
             case "adjust":
               return attempt(
                 adjustAccount(db, { accountId: id, amount: op.amount, reason: "race" }),
@@ -697,7 +706,7 @@ describe("the founding story, raced", () => {
         const { hold } = await placeHold(t.db, { accountId: id, amount: 20 });
         await settleHold(t.db, { holdId: hold.id });
         const [redeemed] = await Promise.all([
-          redeemPromotion(t.db, { code, accountId: id }),
+          redeemPromotion(t.db, { code, accountId: id }, ONE_SHARD),
           sleep(delayMs).then(() => refundHold(t.db, { holdId: hold.id })),
         ]);
         const kinds = (await entriesInOrder(t.db, id)).map((e) => e.kind);

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
+import { ONE_SHARD } from "../../src/db/shards.ts";
 import { getAccount } from "../../src/ledger/account.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
@@ -284,7 +285,11 @@ class Run {
     for (const name of PROMOTION_NAMES) {
       const p: { multiplier: number; maxRedemptions?: number; startsAt?: string } =
         PROMOTIONS[name];
-      await createPromotion(t.db, { code: this.promotionCode(name), ...PROMOTIONS[name] });
+      await createPromotion(
+        t.db,
+        { code: this.promotionCode(name), ...PROMOTIONS[name] },
+        ONE_SHARD,
+      );
       this.model.addPromotion(this.promotionCode(name), {
         multiplier: p.multiplier,
         maxRedemptions: p.maxRedemptions ?? null,
@@ -398,7 +403,7 @@ class Run {
       case "redeem": {
         const code = this.promotionCode(c.promotion);
         const accountId = this.accountId(c.account);
-        real = await attempt(redeemPromotion(db, { code, accountId }), redemptionView);
+        real = await attempt(redeemPromotion(db, { code, accountId }, ONE_SHARD), redemptionView);
         expected = m.redeem(code, accountId);
         break;
       }
@@ -428,7 +433,8 @@ class Run {
       Promise.all(this.holds.map(async (id) => holdView(await getHold(db, id)))),
       systemBalances(db),
       db.execute<{ code: string; redemptions: number }>(sql`
-        SELECT code, redemptions FROM promotions WHERE code IN ${codes} ORDER BY code`),
+        SELECT promotion_code AS code, sum(redeemed)::int AS redemptions FROM promotion_allotments
+         WHERE promotion_code IN ${codes} GROUP BY 1 ORDER BY 1`),
     ]);
     const expected = {
       accounts: SLOTS.map((slot) => {

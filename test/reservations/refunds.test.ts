@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pgErrorCode } from "../../src/db/errors.ts";
 import { MAX_AMOUNT } from "../../src/db/schema/index.ts";
+import { ONE_SHARD } from "../../src/db/shards.ts";
 import { getAccount } from "../../src/ledger/account.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createPromotion } from "../../src/ledger/create-promotion.ts";
@@ -256,8 +257,12 @@ describe("the serial order purchase, promotion, refund", () => {
     const { hold } = await placeHold(t.db, { accountId: "story", amount: 20 });
     await settleHold(t.db, { holdId: hold.id });
     expect(await getAccount(t.db, "story")).toMatchObject({ settled: 30, available: 30 });
-    await createPromotion(t.db, { code: "RFDOUBLE" });
-    const { redemption } = await redeemPromotion(t.db, { code: "RFDOUBLE", accountId: "story" });
+    await createPromotion(t.db, { code: "RFDOUBLE" }, ONE_SHARD);
+    const { redemption } = await redeemPromotion(
+      t.db,
+      { code: "RFDOUBLE", accountId: "story" },
+      ONE_SHARD,
+    );
     expect(redemption).toMatchObject({ basis: 30, credited: 30 });
     const { account } = await refundHold(t.db, { holdId: hold.id });
     expect(account).toMatchObject({ settled: 80, held: 0, available: 80 });

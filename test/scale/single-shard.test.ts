@@ -70,6 +70,7 @@ describe("on Citus with a Redis Cluster", () => {
       "holds",
       "idempotency_keys",
       "ledger_transactions",
+      "promotion_allotments",
       "redemptions",
       "refunds",
       "webhook_attempts",
@@ -89,6 +90,12 @@ describe("on Citus with a Redis Cluster", () => {
              LATERAL (SELECT t::int AS b) x`;
     expect(shards.length).toBeGreaterThan(4);
 
+    // A promotion is created on every node (the reference table, and a row per shard of its
+    // allotments); its redemptions are then single-shard.
+    for (const body of [{ code: "SCALE-OPEN" }, { code: "SCALE-CAP", maxRedemptions: 1000 }]) {
+      const made = await call("POST", "/v1/promotions", { token: ADMIN, body });
+      expect(made.status).toBe(201);
+    }
     const before = await distributedCounters(db.sql);
     const created = await Promise.all(
       ids.map((id) => call("POST", "/v1/accounts", { token: SERVICE, body: { id } })),
@@ -163,6 +170,18 @@ describe("on Citus with a Redis Cluster", () => {
       expect(pair.sort()).toEqual([201, 422]);
     }
     expect(adjusted.map((r) => r.status)).toEqual(ids.map(() => 201));
+    const redeemed = await Promise.all(
+      ids.flatMap((accountId) =>
+        ["SCALE-OPEN", "SCALE-CAP"].map((code) =>
+          call("POST", `/v1/promotions/${code}/redemptions`, {
+            token: SERVICE,
+            key: randomUUID(),
+            body: { accountId },
+          }),
+        ),
+      ),
+    );
+    expect(redeemed.map((r) => r.status)).toEqual(redeemed.map(() => 201));
     // The expire worker ends the holds of the fourth purchases.
     await waitFor(
       async () => {
@@ -176,8 +195,8 @@ describe("on Citus with a Redis Cluster", () => {
     expect(after.two_phase - before.two_phase).toBe(0);
     expect(after.multi - before.multi).toBe(0);
     // 24 × (create, credit) + 96 purchases + 24 settles + 24 releases + 48 refunds
-    // + 24 adjustments + 24 expiries, at least.
-    expect(after.single - before.single).toBeGreaterThan(250);
+    // + 24 adjustments + 48 redemptions + 24 expiries, at least.
+    expect(after.single - before.single).toBeGreaterThan(300);
 
     const holdsNow = await Promise.all(byKind(0).map((h) => getHold(db.db, h.id)));
     const refunded = holdsNow.map((h) => h.refundedAmount);
@@ -186,15 +205,45 @@ describe("on Citus with a Redis Cluster", () => {
       ids.map((id) => call("GET", `/v1/accounts/${id}`, { token: SERVICE })),
     );
     for (const [i, r] of balances.entries()) {
-      // 100 − 5 settled + the refund − 1 adjusted; the second purchase released, the fourth
-      // expired; the third (12) held.
-      const settled = 94 + refunded[i]!;
+      // 100 − 5 settled + the refund − 1 adjusted, doubled twice; the second purchase
+      // released, the fourth expired; the third (12) held.
+      const settled = 4 * (94 + refunded[i]!);
       expect(r.json).toMatchObject({ settled, held: 12, available: settled - 12 });
     }
     const revenue = await call("GET", "/v1/accounts/@revenue", { token: ADMIN });
     expect(revenue.json.settled).toBe(24 * 5 - refunded.reduce((a, b) => a + b, 0));
     const adjustments = await call("GET", "/v1/accounts/@adjustments", { token: ADMIN });
     expect(adjustments.json.settled).toBe(24);
+    for (const code of ["SCALE-OPEN", "SCALE-CAP"]) {
+      const promotion = await call("GET", `/v1/promotions/${code}`, { token: ADMIN });
+      expect(promotion.json.redemptions).toBe(24);
+    }
+    await expectLedgerConsistent(db.db);
+  });
+
+  it("a cap of 5 split over every shard, raced by 24 accounts on many shards: exactly five", async () => {
+    const made = await call("POST", "/v1/promotions", {
+      token: ADMIN,
+      body: { code: "SCALE-FIVE", maxRedemptions: 5 },
+    });
+    expect(made.status).toBe(201);
+    const shards = await db.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM promotion_allotments WHERE promotion_code = 'SCALE-FIVE'`;
+    expect(shards[0]!.n).toBeGreaterThan(5);
+    const outcomes = await Promise.all(
+      Array.from({ length: 24 }, (_, i) =>
+        call("POST", "/v1/promotions/SCALE-FIVE/redemptions", {
+          token: SERVICE,
+          key: randomUUID(),
+          body: { accountId: `scale-${i}` },
+        }),
+      ),
+    );
+    const statuses = outcomes.map((r) => r.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(5);
+    expect(statuses.filter((s) => s === 422)).toHaveLength(19);
+    const promotion = await call("GET", "/v1/promotions/SCALE-FIVE", { token: ADMIN });
+    expect(promotion.json.redemptions).toBe(5);
     await expectLedgerConsistent(db.db);
   });
 

@@ -3,22 +3,22 @@
 -- account's row lock, so the credit is decided at one position in the account's sequence and is
 -- what a serial order would give. Pending holds are neither counted nor touched.
 --
--- The promotion row is locked first, then the account: nothing that holds an account waits for
--- a promotion, so redemptions, purchases, settles and credits cannot form a lock cycle, and a
--- queue of redemptions on a popular promotion holds no account while it waits. Under those locks
--- it decides, in this order: promotion_not_found, account_not_found,
--- promotion_already_redeemed, promotion_inactive (not started, ended, or at its cap), and
--- through holdfast_post balance_limit_exceeded. A refusal writes nothing. An account with
--- nothing settled redeems with credited 0 and no ledger transaction (a transaction cannot have
--- zero entries), and uses up its redemption. The redemption row is written after its ledger
--- transaction (its foreign key is checked at once on Citus); the primary key backs "once per
--- account".
+-- The promotion is read, not locked: on Citus it is a reference table, a copy on every node,
+-- and a write to it is a write on every node. Under the account's lock it decides, in this
+-- order: promotion_not_found, account_not_found, promotion_already_redeemed,
+-- promotion_inactive (not started, ended, or at its cap), and through holdfast_post
+-- balance_limit_exceeded. The cap is decided by counting the redemption with
+-- holdfast_count_redemption (count_redemption.sql), on the account's shard; a refusal after it
+-- (balance_limit_exceeded) is undone with the caller's transaction, as every refusal's writes
+-- are, so a refusal writes nothing. An account with nothing settled redeems with credited 0 and
+-- no ledger transaction (a transaction cannot have zero entries), and uses up its redemption.
+-- The redemption row is written after its ledger transaction (its foreign key is checked at
+-- once on Citus); the primary key backs "once per account".
 --
 -- One row: the refusal or null (for promotion_inactive, why: not_started, ended, exhausted),
--- what the refusal's message needs, the redemption and the
--- account after it.
-CREATE OR REPLACE FUNCTION holdfast_redeem(p_code text, p_bucket int, p_account text,
-                                           p_transaction_id uuid)
+-- what the refusal's message needs, the redemption and the account after it.
+CREATE OR REPLACE FUNCTION holdfast_redeem(p_code text, p_bucket int, p_home int,
+                                           p_account text, p_transaction_id uuid)
 RETURNS TABLE (
   o_refusal text,
   o_inactive text,
@@ -39,7 +39,7 @@ DECLARE
   acct record;
   posted record;
 BEGIN
-  SELECT p.* INTO promo FROM promotions p WHERE p.code = p_code FOR NO KEY UPDATE;
+  SELECT p.* INTO promo FROM promotions p WHERE p.code = p_code;
   IF NOT FOUND THEN
     o_refusal := 'promotion_not_found';
     RETURN NEXT;
@@ -64,7 +64,7 @@ BEGIN
   ELSIF promo.ends_at IS NOT NULL AND now() >= promo.ends_at THEN
     o_refusal := 'promotion_inactive';
     o_inactive := 'ended';
-  ELSIF promo.max_redemptions IS NOT NULL AND promo.redemptions >= promo.max_redemptions THEN
+  ELSIF NOT holdfast_count_redemption(p_code, p_home, promo.max_redemptions IS NOT NULL) THEN
     o_refusal := 'promotion_inactive';
     o_inactive := 'exhausted';
   END IF;
@@ -98,7 +98,6 @@ BEGIN
   INSERT INTO redemptions (bucket, promotion_code, account_id, basis, credited, transaction_id)
   VALUES (p_bucket, p_code, p_account, o_basis, o_credited, o_transaction_id)
   RETURNING created_at INTO o_created_at;
-  UPDATE promotions SET redemptions = redemptions + 1 WHERE code = p_code;
   RETURN NEXT;
 END;
 $$;

@@ -1,4 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { shardsOf } from "../../db/shards.ts";
 import { createPromotion } from "../../ledger/create-promotion.ts";
 import { getPromotion } from "../../ledger/get-promotion.ts";
 import { bucketOf } from "../../ledger/ids.ts";
@@ -197,22 +198,24 @@ const redeem = createRoute({
 });
 
 export const promotionRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(create, (c) => {
+  .openapi(create, async (c) => {
     const body = c.req.valid("json");
     // A promotion belongs to no account: its key is kept in the bucket its code would have.
     const on = { scope: body.code, bucket: bucketOf(body.code) };
+    const shards = await shardsOf(c.get("deps").db);
     return idempotent(c, { required: false, status: 201, body, ...on }, (tx) =>
-      createPromotion(tx, body),
+      createPromotion(tx, body, shards),
     );
   })
   .openapi(get, async (c) =>
     send(c, render(200, await getPromotion(c.get("deps").db, c.req.valid("param").code))),
   )
-  .openapi(redeem, (c) => {
+  .openapi(redeem, async (c) => {
     const { code } = c.req.valid("param");
     const body = c.req.valid("json");
     const { scope, bucket } = onAccount(body.accountId);
+    const shards = await shardsOf(c.get("deps").db);
     return idempotent(c, { required: true, status: 201, body, scope, bucket }, (tx) =>
-      redeemPromotion(tx, { code, accountId: body.accountId }),
+      redeemPromotion(tx, { code, accountId: body.accountId }, shards),
     );
   });

@@ -4,9 +4,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import { pino } from "pino";
+import type { Database } from "../../src/db/client.ts";
 import type { RedisNode } from "../../src/env.ts";
+import type { Logger } from "../../src/logger.ts";
+import { getHold, type Hold } from "../../src/reservations/hold.ts";
+import { waitFor } from "./workers.ts";
 
 const run = promisify(execFile);
 
@@ -283,4 +289,54 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       if (attempt >= START_ATTEMPTS) throw error;
     }
   }
+}
+
+// What the tests of holdfast on a cluster share: the workers' log, and holds expiring.
+
+export interface LogLine {
+  level: number;
+  /** Milliseconds since the epoch (pino's default). */
+  time: number;
+  msg: string;
+  err?: { message?: string };
+  reason?: string;
+}
+
+export interface RecordingLogger {
+  logger: Logger;
+  lines: LogLine[];
+  /** Worker errors and failed job attempts: a MOVED the client did not follow would be one. */
+  trouble(): LogLine[];
+}
+
+/** A logger at warn that keeps what the workers log, so that a test can count their errors. */
+export function recordingLogger(): RecordingLogger {
+  const lines: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n"))
+        if (line.trim()) lines.push(JSON.parse(line) as LogLine);
+      done();
+    },
+  });
+  return {
+    logger: pino({ level: "warn" }, sink),
+    lines,
+    trouble: () => lines.filter((line) => line.level >= 40),
+  };
+}
+
+/** Resolves with the holds once every one of them has expired. */
+export function waitForExpired(
+  db: Database,
+  holdIds: string[],
+  timeoutMs?: number,
+): Promise<Hold[]> {
+  return waitFor(
+    async () => {
+      const holds = await Promise.all(holdIds.map((id) => getHold(db, id)));
+      return holds.every((h) => h.status === "expired") && holds;
+    },
+    { what: `${holdIds.length} hold(s) to expire`, timeoutMs },
+  );
 }

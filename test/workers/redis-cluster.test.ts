@@ -1,11 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { Writable } from "node:stream";
-import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboard } from "../../src/http/dashboard.ts";
-import type { Logger } from "../../src/logger.ts";
 import { type RedisTarget, redisEvictionWarning } from "../../src/process/connections.ts";
-import { getHold } from "../../src/reservations/hold.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { expireJobId } from "../../src/workers/queues.ts";
@@ -17,7 +13,12 @@ import { contractFetch } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
 import { spawnServe } from "../helpers/processes.ts";
-import { startRedisCluster, type TestRedisCluster } from "../helpers/redis-cluster.ts";
+import {
+  recordingLogger,
+  startRedisCluster,
+  type TestRedisCluster,
+  waitForExpired,
+} from "../helpers/redis-cluster.ts";
 import { spawnWorker, testPrefix, waitFor, workerEnv } from "../helpers/workers.ts";
 
 // One cluster for the file: starting one takes about two seconds. The tests run in order; the
@@ -30,26 +31,8 @@ let workers: RunningWorkers | undefined;
 const prefix = testPrefix();
 let slot: number;
 
-interface LogLine {
-  level: number;
-  msg: string;
-}
-const logged: LogLine[] = [];
-
-/** The workers' log, kept so that the test can count their errors. */
-function recordingLogger(): Logger {
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split("\n"))
-        if (line.trim()) logged.push(JSON.parse(line) as LogLine);
-      done();
-    },
-  });
-  return pino({ level: "warn" }, sink);
-}
-
-/** Worker errors and failed job attempts: a MOVED the client did not follow would be one. */
-const workerTrouble = () => logged.filter((line) => line.level >= 40);
+const log = recordingLogger();
+const workerTrouble = log.trouble;
 
 /** A master that does not serve `ofSlot` at the moment. */
 async function notOwner(ofSlot: number): Promise<number> {
@@ -75,7 +58,7 @@ beforeAll(async () => {
   workers = await startWorkers({
     db: db.db,
     env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix }),
-    logger: recordingLogger(),
+    logger: log.logger,
     redis: seed,
   });
 });
@@ -94,14 +77,7 @@ afterAll(async () => {
 const purchase = (body: Record<string, unknown>) =>
   t.call("POST", "/v1/purchases", { token: SERVICE, key: randomUUID(), body });
 
-const expired = (holdIds: string[]) =>
-  waitFor(
-    async () => {
-      const holds = await Promise.all(holdIds.map((id) => getHold(db.db, id)));
-      return holds.every((h) => h.status === "expired") && holds;
-    },
-    { what: `${holdIds.length} hold(s) to expire` },
-  );
+const expired = (holdIds: string[]) => waitForExpired(db.db, holdIds);
 
 describe("on a 3-master Redis Cluster", () => {
   it("/readyz is 200 through a seed node that does not own the queues' slot", async () => {

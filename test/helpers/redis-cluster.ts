@@ -38,7 +38,28 @@ export interface ClusterNodeProcess {
   direct: Redis;
 }
 
+export interface RedisClusterOptions {
+  /**
+   * Replicas per master: 0 (three processes, the default) or 1 (six: three masters, each with
+   * a replica that takes its slots over when it dies).
+   */
+  replicas?: 0 | 1;
+  /**
+   * cluster-node-timeout: how long a master may be unreachable before the others mark it as
+   * failed and its replica is elected. Redis's default is 15 s; a failover test wants ~1 s.
+   */
+  nodeTimeoutMs?: number;
+}
+
+export interface Failover {
+  /** The replica that now serves the killed master's slots. */
+  promoted: number;
+  /** From the SIGKILL until every live node names `promoted` as the owner of those slots. */
+  ms: number;
+}
+
 export interface TestRedisCluster {
+  /** Every node, masters and replicas; a killed one stays listed. */
   nodes: ClusterNodeProcess[];
   /** The REDIS_CLUSTER_NODES entries of these ports (all nodes by default). */
   seeds(...ports: number[]): RedisNode[];
@@ -52,6 +73,14 @@ export interface TestRedisCluster {
   migrateSlot(slot: number, toPort: number): Promise<{ keys: number }>;
   /** SIGTERM to one node, resolved once it has exited. */
   stopNode(port: number): Promise<void>;
+  /** The ports of the replicas of the master on `port`, as the cluster lists them. */
+  replicasOf(port: number): Promise<number[]>;
+  /**
+   * SIGKILLs the master on `port` (no shutdown, no last write: a crash) and resolves once
+   * every live node reports cluster_state:ok and names one of its former replicas as the owner
+   * of each of its slots. Needs a cluster started with `replicas: 1`.
+   */
+  killMaster(port: number, timeoutMs?: number): Promise<Failover>;
   /** Stops every node and removes the temporary directory. */
   stop(): Promise<void>;
 }
@@ -65,7 +94,7 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /**
- * Three free ports (their bus ports free too), from a random point of the range: test files run
+ * Free ports (their bus ports free too), from a random point of the range: test files run
  * in parallel, and two of them starting clusters should rarely try the same ports. When they
  * do, a redis-server fails to bind and the start is tried again on other ports.
  */
@@ -95,7 +124,7 @@ function stopProcess(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): P
 }
 
 /** Starts redis-server in cluster mode on `port`; resolves once it accepts connections. */
-function startNode(dir: string, port: number): Promise<ChildProcess> {
+function startNode(dir: string, port: number, options: RedisClusterOptions): Promise<ChildProcess> {
   const [command, ...args] = withParent([
     "redis-server",
     "--port",
@@ -114,6 +143,9 @@ function startNode(dir: string, port: number): Promise<ChildProcess> {
     "no",
     "--daemonize",
     "no",
+    ...(options.nodeTimeoutMs ? ["--cluster-node-timeout", String(options.nodeTimeoutMs)] : []),
+    // A replica's first sync would otherwise wait 5 s for more replicas to share the transfer.
+    ...(options.replicas ? ["--repl-diskless-sync-delay", "0"] : []),
   ]);
   const child = spawn(command!, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
@@ -150,9 +182,23 @@ async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs 
   }
 }
 
-async function tryStart(): Promise<TestRedisCluster> {
+/** `<id> <host>:<port>@<bus> <flags> <master id|-> …`, one line per node (CLUSTER NODES). */
+function parseClusterNodes(text: string) {
+  return text
+    .trim()
+    .split("\n")
+    .map((line) => {
+      const [id, address, flags, master] = line.split(" ");
+      const port = Number(/:(\d+)@/.exec(address!)?.[1]);
+      return { id: id!, port, flags: flags!.split(","), master: master! };
+    });
+}
+
+async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "holdfast-redis-cluster-"));
-  const ports = await freePorts(3);
+  const replicas = options.replicas ?? 0;
+  const masters = 3;
+  const ports = await freePorts(masters * (1 + replicas));
   const children: ChildProcess[] = [];
   const directs: Redis[] = [];
   const stop = async () => {
@@ -161,7 +207,7 @@ async function tryStart(): Promise<TestRedisCluster> {
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const started = await Promise.allSettled(ports.map((port) => startNode(dir, port)));
+    const started = await Promise.allSettled(ports.map((port) => startNode(dir, port, options)));
     for (const s of started) if (s.status === "fulfilled") children.push(s.value);
     const failed = started.find((s) => s.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -173,7 +219,7 @@ async function tryStart(): Promise<TestRedisCluster> {
         "create",
         ...ports.map((p) => `${HOST}:${p}`),
         "--cluster-replicas",
-        "0",
+        String(replicas),
         "--cluster-yes",
       ],
       { timeout: 30_000 },
@@ -191,15 +237,26 @@ async function tryStart(): Promise<TestRedisCluster> {
         ),
       ),
     );
-    // Every node must also know every other's slots before a client asks any of them.
+    // Every node must also know every other's slots, and every master its replica, before a
+    // client asks any of them: CLUSTER SLOTS lists a range as [start, end, master, …replicas].
     await Promise.all(
       directs.map((direct) =>
-        waitUntil(
-          async () => (await direct.cluster("SLOTS")).length === ports.length,
-          `the slot map on ${direct.options.port}`,
-        ),
+        waitUntil(async () => {
+          const ranges = await direct.cluster("SLOTS");
+          return ranges.length === masters && ranges.every((r) => r.length === 3 + replicas);
+        }, `the slot map on ${direct.options.port}`),
       ),
     );
+    // And each replica in sync, so that WAIT on a master can be answered.
+    if (replicas)
+      await Promise.all(
+        directs.map((direct) =>
+          waitUntil(async () => {
+            const info = (await direct.info("replication")) as string;
+            return info.includes("role:master") || info.includes("master_link_status:up");
+          }, `the replication link of ${direct.options.port}`),
+        ),
+      );
   } catch (error) {
     await stop();
     throw error;
@@ -218,7 +275,9 @@ async function tryStart(): Promise<TestRedisCluster> {
     if (!found) throw new Error(`no cluster node on port ${port}`);
     return found;
   };
-  const live = () => nodes.filter((n) => n.child.exitCode === null && n.child.signalCode === null);
+  const isLive = (n: ClusterNodeProcess) =>
+    n.child.exitCode === null && n.child.signalCode === null;
+  const live = () => nodes.filter(isLive);
   const seeds = (...only: number[]) =>
     (only.length ? only : ports).map((port) => ({ host: HOST, port }));
   const ownerOf = async (slot: number, asked = live()[0]!) => {
@@ -228,6 +287,11 @@ async function tryStart(): Promise<TestRedisCluster> {
     if (!master) throw new Error(`slot ${slot} has no owner`);
     return master[1];
   };
+
+  const replicasOf = async (port: number) =>
+    parseClusterNodes((await live()[0]!.direct.cluster("NODES")) as string)
+      .filter((n) => n.master === node(port).id && !n.flags.includes("fail"))
+      .map((n) => n.port);
 
   return {
     nodes,
@@ -270,20 +334,60 @@ async function tryStart(): Promise<TestRedisCluster> {
       stopped.direct.disconnect();
       await stopProcess(stopped.child);
     },
+    replicasOf,
+    async killMaster(port, timeoutMs = 30_000) {
+      const killed = node(port);
+      const candidates = await replicasOf(port);
+      if (candidates.length === 0) throw new Error(`the master on ${port} has no replica`);
+      const ranges = (await killed.direct.cluster("SLOTS")).filter(
+        ([, , master]) => master?.[1] === port,
+      );
+      const started = Date.now();
+      killed.direct.disconnect();
+      await stopProcess(killed.child, "SIGKILL");
+      let promoted: number | undefined;
+      await waitUntil(
+        async () => {
+          const views = await Promise.all(
+            live().map(async (n) => {
+              const info = (await n.direct.cluster("INFO")) as string;
+              if (!info.includes("cluster_state:ok")) return undefined;
+              const slots = await n.direct.cluster("SLOTS");
+              const owners = ranges.map(
+                ([start]) => slots.find(([from, to]) => from <= start && start <= to)?.[2]?.[1],
+              );
+              return owners.every((o) => o === owners[0]) ? owners[0] : undefined;
+            }),
+          );
+          promoted = views[0];
+          return (
+            promoted !== undefined &&
+            candidates.includes(promoted) &&
+            views.every((v) => v === promoted)
+          );
+        },
+        `a replica of ${port} to serve its slots on every live node`,
+        timeoutMs,
+      );
+      return { promoted: promoted!, ms: Date.now() - started };
+    },
     stop,
   };
 }
 
 /**
- * A real Redis Cluster of three masters and no replicas, on free ports in 7100-7999, with its
- * files in a temporary directory: redis-server in cluster mode, joined by
- * `redis-cli --cluster create`. Resolves once every node reports cluster_state:ok and knows
- * the whole slot map.
+ * A real Redis Cluster of three masters, without replicas unless `replicas: 1`, on free ports
+ * in 7100-7999, with its files in a temporary directory: redis-server in cluster mode, joined
+ * by `redis-cli --cluster create`. No persistence (`--save "" --appendonly no`): a killed
+ * master's data survives only on its replica. Resolves once every node reports
+ * cluster_state:ok and knows the whole slot map, and every replica is in sync.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(
+  options: RedisClusterOptions = {},
+): Promise<TestRedisCluster> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await tryStart();
+      return await tryStart(options);
     } catch (error) {
       // Another test file may have taken a port between the check and the bind.
       if (attempt >= START_ATTEMPTS) throw error;

@@ -3,7 +3,7 @@ import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
 import { appendEvents } from "../events/append-events.ts";
 import { bucketOfId } from "../ledger/ids.ts";
-import { intArray, textArray, uuidArray } from "../ledger/rows.ts";
+import { intArray, uuidArray } from "../ledger/rows.ts";
 import { count, holdsExpired, holdsReleased } from "../metrics.ts";
 import {
   findHold,
@@ -16,10 +16,9 @@ import {
 } from "./hold.ts";
 
 /**
- * Ends a pending hold without posting anything: the hold leaves `pending` (a conditional
- * update) and the account's held balance drops by its amount, in one statement, and the
- * change's event is appended in the same transaction. Expiry applies only once the deadline
- * has passed by the database's clock.
+ * Ends a pending hold without posting anything (holdfast_end_holds, src/db/sql/end_holds.sql),
+ * and appends the change's event in the same transaction. Expiry applies only once the
+ * deadline has passed by the database's clock.
  */
 function endHold(
   db: Db,
@@ -35,25 +34,28 @@ function endHold(
   });
 }
 
+/** The holds that holdfast_end_holds ended of those asked, in its buckets. */
+async function endHoldRows(
+  db: Db,
+  buckets: number[],
+  ids: string[],
+  status: "released" | "expired",
+  reason: string | null,
+): Promise<Hold[]> {
+  const rows = await db.execute<HoldRow>(sql`
+    SELECT ${HOLD_COLUMNS}
+      FROM holdfast_end_holds(${intArray(buckets)}, ${uuidArray(ids)}, ${status}, ${reason})`);
+  return rows.map(toHold);
+}
+
 async function endHoldRow(
   db: Db,
   holdId: string,
   status: "released" | "expired",
   reason: string | null,
 ): Promise<Hold | undefined> {
-  const bucket = bucketOfId(holdId);
-  const rows = await db.execute<HoldRow>(sql`
-    WITH h AS (
-      UPDATE holds SET status = ${status}, reason = ${reason}, resolved_at = now()
-       WHERE bucket = ${bucket} AND id = ${holdId} AND status = 'pending'
-         ${status === "expired" ? sql`AND expires_at <= now()` : sql``}
-      RETURNING ${HOLD_COLUMNS}
-    ), a AS (
-      UPDATE accounts SET held = accounts.held - h.amount
-        FROM h WHERE accounts.bucket = ${bucket} AND accounts.id = h.account_id
-    )
-    SELECT * FROM h`);
-  return rows[0] && toHold(rows[0]);
+  const [hold] = await endHoldRows(db, [bucketOfId(holdId)], [holdId], status, reason);
+  return hold;
 }
 
 /** Voids a pending hold. Releasing a released hold again returns it. */
@@ -91,11 +93,9 @@ export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome>
 
 /**
  * Expires up to `limit` overdue pending holds in one transaction (the sweep), of the buckets
- * `inBuckets` when given: on Citus the sweep goes shard by shard, each a single-shard write. SKIP LOCKED lets
- * several sweepers, and settle/release calls in flight, proceed without waiting on each other.
- * The holds' accounts are locked in lock order, (bucket, id COLLATE "C"), before any is
- * updated: an update of them all in one statement locks them in no set order, and deadlocked
- * with a settle batch over the same accounts.
+ * `inBuckets` when given: on Citus the sweep goes shard by shard, each a single-shard write.
+ * SKIP LOCKED lets several sweepers, and settle/release calls in flight, proceed without
+ * waiting on each other; holdfast_end_holds then ends them, their accounts locked in lock order.
  */
 export async function expireOverdueHolds(
   db: Db,
@@ -103,35 +103,22 @@ export async function expireOverdueHolds(
   inBuckets?: number[],
 ): Promise<string[]> {
   const holds = await db.transaction(async (tx) => {
-    const due = await tx.execute<{ bucket: number; id: string; account_id: string }>(sql`
-      SELECT bucket, id, account_id FROM holds
+    const due = await tx.execute<{ bucket: number; id: string }>(sql`
+      SELECT bucket, id FROM holds
        WHERE ${inBuckets ? sql`bucket = ANY (${intArray(inBuckets)}) AND` : sql``}
              status = 'pending' AND expires_at <= now()
        ORDER BY expires_at
        LIMIT ${limit}
          FOR UPDATE SKIP LOCKED`);
     if (due.length === 0) return [];
-    const buckets = intArray([...new Set(due.map((d) => d.bucket))]);
-    const accounts = [...new Set(due.map((d) => d.account_id))];
-    await tx.execute(sql`
-      SELECT 1 FROM accounts WHERE bucket = ANY (${buckets}) AND id = ANY (${textArray(accounts)})
-       ORDER BY bucket, id COLLATE "C"
-         FOR NO KEY UPDATE`);
-    const rows = await tx.execute<HoldRow & { bucket: number }>(sql`
-      WITH h AS (
-        UPDATE holds SET status = 'expired', reason = 'expired', resolved_at = now()
-         WHERE bucket = ANY (${buckets}) AND id = ANY (${uuidArray(due.map((d) => d.id))})
-        RETURNING bucket, ${HOLD_COLUMNS}
-      ), per_account AS (
-        SELECT bucket, account_id, sum(amount) AS amount FROM h GROUP BY bucket, account_id
-      ), a AS (
-        UPDATE accounts SET held = accounts.held - p.amount
-          FROM per_account p
-         WHERE accounts.bucket = ANY (${buckets}) AND accounts.bucket = p.bucket
-           AND accounts.id = p.account_id
-      )
-      SELECT * FROM h`);
-    const expired = rows.map(toHold);
+    const buckets = [...new Set(due.map((d) => d.bucket))];
+    const expired = await endHoldRows(
+      tx,
+      buckets,
+      due.map((d) => d.id),
+      "expired",
+      "expired",
+    );
     await appendEvents(
       tx,
       expired.map((hold) => ({

@@ -10,9 +10,17 @@ import { Redis } from "ioredis";
 import { pino } from "pino";
 import type { Database } from "../../src/db/client.ts";
 import type { RedisNode } from "../../src/env.ts";
+import type { Mount } from "../../src/http/app.ts";
 import type { Logger } from "../../src/logger.ts";
+import type { RedisTarget } from "../../src/process/connections.ts";
 import { getHold, type Hold } from "../../src/reservations/hold.ts";
-import { waitFor } from "./workers.ts";
+import { connectProducer, type Producer } from "../../src/workers/producer.ts";
+import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
+import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
+import { createTestApp, type TestApp } from "./app.ts";
+import type { TestDatabase } from "./db.ts";
+import { expectLedgerConsistent } from "./ledger.ts";
+import { waitFor, workerEnv } from "./workers.ts";
 
 const run = promisify(execFile);
 
@@ -443,4 +451,59 @@ export function waitForExpired(
     },
     { what: `${holdIds.length} hold(s) to expire`, timeoutMs },
   );
+}
+
+/**
+ * holdfast on a cluster as a deployment runs it: an API (the test app) whose purchases enqueue
+ * their expire jobs, a producer, and the workers (the sweep only every minute, workerEnv), all
+ * seeded with `seed`. `stop` closes whatever is still open (a test may close the workers or the
+ * producer itself and clear them), checks the ledger, drops the database, then stops the
+ * cluster.
+ */
+export interface ClusterStack {
+  t: TestApp;
+  producer: Producer | undefined;
+  workers: RunningWorkers | undefined;
+  stop(): Promise<void>;
+}
+
+export async function startClusterStack(options: {
+  cluster: TestRedisCluster;
+  db: TestDatabase;
+  seed: RedisTarget;
+  prefix: string;
+  logger: Logger;
+  mounts?: (producer: Producer) => Mount[];
+}): Promise<ClusterStack> {
+  const { cluster, db, seed, prefix, logger } = options;
+  const producer = await connectProducer(seed, prefix);
+  const t = await createTestApp({
+    db,
+    redis: seed,
+    env: { HOLDFAST_QUEUE_PREFIX: prefix },
+    holdPlaced: batchedScheduler(producer.queues, { fulfilment: false }),
+    mounts: options.mounts?.(producer),
+  });
+  const workers = await startWorkers({
+    db: db.db,
+    env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix }),
+    logger,
+    redis: seed,
+  });
+  const stack: ClusterStack = {
+    t,
+    producer,
+    workers,
+    async stop() {
+      try {
+        await stack.workers?.close();
+        await stack.producer?.close();
+        await t.close();
+        await expectLedgerConsistent(db.db).finally(() => db.drop());
+      } finally {
+        await cluster.stop();
+      }
+    },
+  };
+  return stack;
 }

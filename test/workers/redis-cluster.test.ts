@@ -3,31 +3,29 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboard } from "../../src/http/dashboard.ts";
 import { type RedisTarget, redisEvictionWarning } from "../../src/process/connections.ts";
 import { placeHold } from "../../src/reservations/place-hold.ts";
-import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { expireJobId } from "../../src/workers/queues.ts";
-import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
 import { sweepHolds } from "../../src/workers/sweep-holds.ts";
-import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
-import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { ADMIN, SERVICE, type TestApp } from "../helpers/app.ts";
 import { contractFetch } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
+import { fundedAccount } from "../helpers/ledger.ts";
 import { spawnServe } from "../helpers/processes.ts";
 import {
+  type ClusterStack,
   recordingLogger,
+  startClusterStack,
   startRedisCluster,
   type TestRedisCluster,
   waitForExpired,
 } from "../helpers/redis-cluster.ts";
-import { spawnWorker, testPrefix, waitFor, workerEnv } from "../helpers/workers.ts";
+import { spawnWorker, testPrefix, waitFor } from "../helpers/workers.ts";
 
 // One cluster for the file: starting one takes about two seconds. The tests run in order; the
 // last one stops a node.
 let cluster: TestRedisCluster;
 let db: TestDatabase;
+let stack: ClusterStack;
 let t: TestApp;
-let producer: Producer | undefined;
-let workers: RunningWorkers | undefined;
 const prefix = testPrefix();
 let slot: number;
 
@@ -46,33 +44,18 @@ beforeAll(async () => {
   // Every client is seeded with one node that does not own the queues' slot: it has to learn
   // the slot map and follow it, or every command would fail with MOVED.
   const seed: RedisTarget = { clusterNodes: cluster.seeds(await notOwner(slot)) };
-  producer = await connectProducer(seed, prefix);
-  const enqueue = batchedScheduler(producer.queues, { fulfilment: false });
-  t = await createTestApp({
+  stack = await startClusterStack({
+    cluster,
     db,
-    redis: seed,
-    env: { HOLDFAST_QUEUE_PREFIX: prefix },
-    holdPlaced: enqueue,
-    mounts: [dashboard(producer.queues.all)],
-  });
-  workers = await startWorkers({
-    db: db.db,
-    env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix }),
+    seed,
+    prefix,
     logger: log.logger,
-    redis: seed,
+    mounts: (producer) => [dashboard(producer.queues.all)],
   });
+  t = stack.t;
 });
 
-afterAll(async () => {
-  try {
-    await workers?.close();
-    await producer?.close();
-    await t?.close();
-    if (db) await expectLedgerConsistent(db.db).finally(() => db.drop());
-  } finally {
-    await cluster?.stop();
-  }
-});
+afterAll(() => stack?.stop());
 
 const purchase = (body: Record<string, unknown>) =>
   t.call("POST", "/v1/purchases", { token: SERVICE, key: randomUUID(), body });
@@ -92,7 +75,7 @@ describe("on a 3-master Redis Cluster", () => {
     expect(r.status).toBe(201);
     const holdId: string = r.json.hold.id;
     const ownerPort = await cluster.ownerOf(slot);
-    const jobKey = producer!.queues.expire.toKey(expireJobId(holdId));
+    const jobKey = stack.producer!.queues.expire.toKey(expireJobId(holdId));
     const onOwner = cluster.nodes.find((n) => n.port === ownerPort)!;
     expect(await onOwner.direct.exists(jobKey)).toBe(1);
 
@@ -111,9 +94,10 @@ describe("on a 3-master Redis Cluster", () => {
       amount: 5,
       expiresInSeconds: 600,
     });
-    const sweep = () => sweepHolds({ db: db.db, queues: producer!.queues, fulfilment: false });
+    const sweep = () =>
+      sweepHolds({ db: db.db, queues: stack.producer!.queues, fulfilment: false });
     expect((await sweep()).rescheduled).toBe(1);
-    const job = await producer!.queues.expire.getJob(expireJobId(hold.id));
+    const job = await stack.producer!.queues.expire.getJob(expireJobId(hold.id));
     expect(await job?.getState()).toBe("delayed");
     expect((await sweep()).rescheduled).toBe(0);
   });
@@ -155,7 +139,9 @@ describe("on a 3-master Redis Cluster", () => {
     );
     expect(placed.map((r) => r.status)).toEqual(placed.map(() => 201));
     const before = placed.map((r) => r.json.hold.id as string);
-    expect(await producer!.queues.expire.getJobCountByTypes("delayed")).toBeGreaterThanOrEqual(20);
+    expect(
+      await stack.producer!.queues.expire.getJobCountByTypes("delayed"),
+    ).toBeGreaterThanOrEqual(20);
 
     const from = await cluster.ownerOf(slot);
     const to = cluster.nodes.find((n) => n.port !== from)!.port;
@@ -168,7 +154,7 @@ describe("on a 3-master Redis Cluster", () => {
     const after = await purchase({ accountId: "cluster-2", amount: 5, expiresInSeconds: 1 });
     expect(after.status).toBe(201);
     const onNewOwner = cluster.nodes.find((n) => n.port === to)!;
-    const jobKey = producer!.queues.expire.toKey(expireJobId(after.json.hold.id));
+    const jobKey = stack.producer!.queues.expire.toKey(expireJobId(after.json.hold.id));
     expect(await onNewOwner.direct.exists(jobKey)).toBe(1);
 
     await expired([...before, after.json.hold.id]);
@@ -230,10 +216,10 @@ describe("on a 3-master Redis Cluster", () => {
 
   it("/readyz is 503 naming redis once the master of the queues' slot is down", async () => {
     // The workers and producers first, so that none of them is left retrying a dead node.
-    await workers!.close();
-    workers = undefined;
-    await producer!.close();
-    producer = undefined;
+    await stack.workers!.close();
+    stack.workers = undefined;
+    await stack.producer!.close();
+    stack.producer = undefined;
     await cluster.stopNode(await cluster.ownerOf(slot));
 
     const r = await t.call("GET", "/readyz", { token: null });

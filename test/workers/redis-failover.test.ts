@@ -1,29 +1,27 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RedisTarget } from "../../src/process/connections.ts";
-import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { expireJobId } from "../../src/workers/queues.ts";
-import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
-import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
-import { createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
+import { SERVICE, type TestApp } from "../helpers/app.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
-import { expectLedgerConsistent, fundedAccount } from "../helpers/ledger.ts";
+import { fundedAccount } from "../helpers/ledger.ts";
 import {
+  type ClusterStack,
   recordingLogger,
+  startClusterStack,
   startRedisCluster,
   type TestRedisCluster,
   waitForExpired,
 } from "../helpers/redis-cluster.ts";
-import { testPrefix, waitFor, workerEnv } from "../helpers/workers.ts";
+import { testPrefix, waitFor } from "../helpers/workers.ts";
 
 // Its own cluster, with a replica per master, so that redis-cluster.test.ts keeps a small one.
 // cluster-node-timeout 1 s: the masters left mark a silent one as failed after about a second,
 // and its replica is elected within the next one or two.
 let cluster: TestRedisCluster;
 let db: TestDatabase;
+let stack: ClusterStack;
 let t: TestApp;
-let producer: Producer | undefined;
-let workers: RunningWorkers | undefined;
 const prefix = testPrefix();
 const log = recordingLogger();
 const HOLDS = 24;
@@ -36,34 +34,14 @@ beforeAll(async () => {
     createTestDatabase(),
   ]);
   // Every node as a seed, as a deployment would list them: the one killed below among them.
+  // The sweep only every minute, past the end of the test: every hold below must expire
+  // through its own expire job, the one the dead master held.
   const seed: RedisTarget = { clusterNodes: cluster.seeds() };
-  producer = await connectProducer(seed, prefix);
-  t = await createTestApp({
-    db,
-    redis: seed,
-    env: { HOLDFAST_QUEUE_PREFIX: prefix },
-    holdPlaced: batchedScheduler(producer.queues, { fulfilment: false }),
-  });
-  // The sweep every minute (workerEnv), past the end of the test: every hold below must
-  // expire through its own expire job, the one the dead master held.
-  workers = await startWorkers({
-    db: db.db,
-    env: workerEnv({ HOLDFAST_QUEUE_PREFIX: prefix }),
-    logger: log.logger,
-    redis: seed,
-  });
+  stack = await startClusterStack({ cluster, db, seed, prefix, logger: log.logger });
+  t = stack.t;
 });
 
-afterAll(async () => {
-  try {
-    await workers?.close();
-    await producer?.close();
-    await t?.close();
-    if (db) await expectLedgerConsistent(db.db).finally(() => db.drop());
-  } finally {
-    await cluster?.stop();
-  }
-});
+afterAll(() => stack?.stop());
 
 const purchase = (body: Record<string, unknown>) =>
   t.call("POST", "/v1/purchases", { token: SERVICE, key: randomUUID(), body });
@@ -79,7 +57,7 @@ describe("on a Redis Cluster with a replica per master", () => {
     );
     expect(placed.map((r) => r.status)).toEqual(placed.map(() => 201));
     const before = placed.map((r) => r.json.hold.id as string);
-    const jobKey = (holdId: string) => producer!.queues.expire.toKey(expireJobId(holdId));
+    const jobKey = (holdId: string) => stack.producer!.queues.expire.toKey(expireJobId(holdId));
 
     const slot = await cluster.slotOf(`${prefix}:holds-expire`);
     const ownerPort = await cluster.ownerOf(slot);
@@ -136,7 +114,7 @@ describe("on a Redis Cluster with a replica per master", () => {
     // expired first would give "resolved"), and for the holds placed before the kill the job
     // created then, which the replica kept, not a copy enqueued since.
     for (const id of [...before, afterId]) {
-      const job = await producer!.queues.expire.getJob(expireJobId(id));
+      const job = await stack.producer!.queues.expire.getJob(expireJobId(id));
       expect(await job?.getState()).toBe("completed");
       expect(job!.returnvalue).toEqual({ outcome: "expired" });
       if (id !== afterId) expect(job!.timestamp).toBeLessThan(killedAt);

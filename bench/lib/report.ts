@@ -58,12 +58,17 @@ function loadErrors(load: LoadResult): string {
   return `${total} (${codes.join(", ")})`;
 }
 
-const COLUMNS: Column[] = [
+/** The columns of a load run, first in both tables. */
+const LOAD_COLUMNS: Column[] = [
   { title: "scenario", align: "left" },
   { title: "per s", align: "right" },
   { title: "p50 ms", align: "right" },
   { title: "p99 ms", align: "right" },
   { title: "errors", align: "right" },
+];
+
+const COLUMNS: Column[] = [
+  ...LOAD_COLUMNS,
   { title: "vs ceiling", align: "right" },
   { title: "vs HTTP limit", align: "right" },
 ];
@@ -250,11 +255,7 @@ const PLAIN_OF: Record<CitusKey, CitusKey> = {
 };
 
 const CITUS_COLUMNS: Column[] = [
-  { title: "scenario", align: "left" },
-  { title: "per s", align: "right" },
-  { title: "p50 ms", align: "right" },
-  { title: "p99 ms", align: "right" },
-  { title: "errors", align: "right" },
+  ...LOAD_COLUMNS,
   { title: "vs plain", align: "right" },
   { title: "holds/txn", align: "right" },
   { title: "by shard", align: "right" },

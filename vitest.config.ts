@@ -36,6 +36,7 @@ export default defineConfig({
             "test/scale/**/*.test.ts",
             "test/ledger/ledger.test.ts",
             "test/http/purchases.test.ts",
+            "test/http/promotions.test.ts",
             "test/http/refunds.test.ts",
             "test/webhooks/webhooks.test.ts",
             "test/workers/expire.test.ts",

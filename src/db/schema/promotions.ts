@@ -35,11 +35,11 @@ export const promotions = pgTable(
 );
 
 /**
- * A promotion's redemptions counted shard by shard (src/db/sql/redeem.sql): one row per shard,
- * in the shard's home bucket (Shards.home), so that a redemption counts itself on the shard it
- * writes on. A capped promotion's cap is split between its rows (`allotted`, summing to
- * max_redemptions); a row that has used its allotment takes more from another row
- * (src/db/sql/allot.sql). Uncapped: `allotted` is null.
+ * A promotion's redemptions counted shard by shard (src/db/sql/count_redemption.sql): one row
+ * per shard, in the shard's home bucket (Shards.home), so that a redemption counts itself on
+ * the shard it writes on. A capped promotion's cap is split between its rows (`allotted`,
+ * summing to max_redemptions); a row that has used its allotment takes more from another row.
+ * Uncapped: `allotted` is null.
  */
 export const promotionAllotments = pgTable(
   "promotion_allotments",

@@ -15,7 +15,9 @@ ALTER TABLE "promotion_allotments" ADD CONSTRAINT "promotion_allotments_promotio
 INSERT INTO promotion_allotments (bucket, promotion_code, allotted, redeemed)
 SELECT 0, code, max_redemptions, redemptions FROM promotions;--> statement-breakpoint
 ALTER TABLE "promotions" DROP COLUMN "redemptions";--> statement-breakpoint
-ALTER TABLE "promotions" ADD CONSTRAINT "promotions_redemption_cap" CHECK ("promotions"."max_redemptions" IS NULL OR "promotions"."max_redemptions" >= 1);--> statement-breakpoint
+-- Unqualified columns: Citus cannot add a CHECK on a distributed or reference table whose
+-- columns name their table.
+ALTER TABLE "promotions" ADD CONSTRAINT "promotions_redemption_cap" CHECK (max_redemptions IS NULL OR max_redemptions >= 1);--> statement-breakpoint
 DROP FUNCTION holdfast_redeem(text, int, text, uuid);--> statement-breakpoint
 -- Counts one redemption of a promotion on the shard whose home bucket is p_home (Shards.home),
 -- for holdfast_redeem, which holds the redeeming account's lock; answers false, counting

@@ -33,16 +33,27 @@ export async function distributeTables(sql: postgres.Sql): Promise<boolean> {
   const [citus] = await sql`SELECT 1 FROM pg_extension WHERE extname = 'citus'`;
   if (!citus) return false;
   await sql.begin(async (tx) => {
+    // Done: distributed by hash, or a reference table. A table a migration creates with a
+    // foreign key to a reference table is in pg_dist_partition too, as a Citus local table: not
+    // done. Tables a later migration adds are left out until it has run.
     const done = await tx<{ name: string }[]>`
-      SELECT logicalrelid::regclass::text AS name FROM pg_dist_partition`;
-    const todo = [...DISTRIBUTED, ...REFERENCE].filter((t) => !done.some((d) => d.name === t));
+      SELECT logicalrelid::regclass::text AS name FROM pg_dist_partition
+       WHERE partmethod = 'h' OR repmodel = 't'`;
+    const present = await tx<{ name: string }[]>`
+      SELECT relname AS name FROM pg_class
+       WHERE relnamespace = 'public'::regnamespace AND relname IN ${tx([...DISTRIBUTED, ...REFERENCE])}`;
+    const todo = [...DISTRIBUTED, ...REFERENCE].filter(
+      (t) => present.some((p) => p.name === t) && !done.some((d) => d.name === t),
+    );
     if (todo.length === 0) return;
     await tx`SET LOCAL citus.enable_unsafe_triggers = on`;
     await tx`SET LOCAL citus.multi_shard_modify_mode = 'sequential'`;
     const keys = await tx<{ table: string; name: string; definition: string }[]>`
       SELECT conrelid::regclass::text AS table, conname AS name,
              pg_get_constraintdef(oid) AS definition
-        FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace`;
+        FROM pg_constraint
+       WHERE contype = 'f' AND connamespace = 'public'::regnamespace
+         AND conrelid::regclass::text IN ${tx([...DISTRIBUTED, ...REFERENCE])}`;
     for (const k of keys) await tx.unsafe(`ALTER TABLE "${k.table}" DROP CONSTRAINT "${k.name}"`);
     for (const table of REFERENCE) {
       if (todo.includes(table)) await tx`SELECT create_reference_table(${table})`;

@@ -29,12 +29,13 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   }
 }
 
-export async function runMigrations(url: string): Promise<void> {
+/** Applies the migrations (of `migrationsFolder`: a test's older set), then distributes on Citus. */
+export async function runMigrations(url: string, migrationsFolder = MIGRATIONS): Promise<void> {
   const handle = createDb(url, { max: 1, application: "holdfast-migrate" });
   try {
     // Serialise concurrent migrators (several instances starting at once).
     await handle.sql`SELECT pg_advisory_lock(727274)`;
-    await migrate(handle.db, { migrationsFolder: MIGRATIONS });
+    await migrate(handle.db, { migrationsFolder });
     await distributeTables(handle.sql);
   } finally {
     await handle.close();

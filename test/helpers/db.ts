@@ -76,9 +76,12 @@ export async function someoneWaitsOnALock(sql: postgres.Sql, atLeast = 1): Promi
   throw new Error(`fewer than ${atLeast} sessions waited on a lock`);
 }
 
-async function createCitusTestDatabase(options: { max?: number }): Promise<TestDatabase> {
+/** `migrationsFolder`: an older set of migrations, for a test of an upgrade. */
+export async function createCitusTestDatabase(
+  options: { max?: number; migrationsFolder?: string } = {},
+): Promise<TestDatabase> {
   const name = testDatabaseName("holdfast_c");
   const url = await createCitusDatabase(name);
-  await runMigrations(url);
+  await runMigrations(url, options.migrationsFolder);
   return opened(url, name, options, () => dropCitusDatabase(name));
 }

@@ -62,13 +62,30 @@ const SOCKET_ERRORS = new Set([
   "CONNECTION_ENDED",
 ]);
 
+/** The severity (ERROR, FATAL, …) of the error that carries the SQLSTATE, as pgErrorCode finds it. */
+function pgErrorSeverity(error: unknown): string | undefined {
+  for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    if (typeof (e as { code?: unknown }).code !== "string") continue;
+    const severity = (e as { severity?: unknown }).severity;
+    return typeof severity === "string" ? severity : undefined;
+  }
+  return undefined;
+}
+
 /**
  * True when the error means the connection itself is gone (not merely a failed statement): a
  * socket error, or a FATAL from a server shutting down (57P01–57P03) or a connection exception
- * (08*). postgres.js closes such a connection; nothing more can be written on it.
+ * (08*). postgres.js closes such a connection; nothing more can be written on it. The same
+ * codes at severity ERROR leave the session open, in an aborted transaction that must be
+ * rolled back: Citus reports a lost connection to a worker node as ERROR 08006 "connection to
+ * the remote node … failed" (or relays the worker's 57P01) on a live coordinator session.
  */
 export function isConnectionLost(error: unknown): boolean {
   const code = pgErrorCode(error);
   if (!code) return false;
-  return SOCKET_ERRORS.has(code) || code.startsWith("08") || /^57P0[123]$/.test(code);
+  if (SOCKET_ERRORS.has(code)) return true;
+  if (!code.startsWith("08") && !/^57P0[123]$/.test(code)) return false;
+  // Without a severity (not a server's error) as before: the connection is taken for gone.
+  const severity = pgErrorSeverity(error);
+  return severity === undefined || severity === "FATAL" || severity === "PANIC";
 }

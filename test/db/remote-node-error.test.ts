@@ -51,3 +51,29 @@ describe("a connection error the server reports at severity ERROR, its session o
     },
   );
 });
+
+// Found by the same run: a COMMIT whose part on the restarting worker failed was answered 500.
+describe("Citus's failed commit on a worker node", () => {
+  const failure = (message: string) =>
+    db.db
+      .execute(sql.raw(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = 'XX000'; END $$`))
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+  it("is unavailable (503, retry with the same key), as Citus words it", async () => {
+    for (const message of [
+      "could not commit transaction for shard 102015 on at least one active node",
+      "could not commit transaction for shard 102015 on any active node",
+      "could not commit transaction on any active node",
+    ]) {
+      const error = await failure(message);
+      expect(isUnavailable(error), message).toBe(true);
+    }
+  });
+
+  it("another internal error stays one (500)", async () => {
+    expect(isUnavailable(await failure("could not commit the books"))).toBe(false);
+  });
+});

@@ -80,6 +80,33 @@ describe("placeHolds: many purchases in one statement", () => {
     expect(await getAccount(t.db, a)).toMatchObject({ settled: 10, held: 6, available: 4 });
   });
 
+  it("a batch over several accounts, one waiting for a concurrent release: each held is exact", async () => {
+    // On plain Postgres a batch of several accounts raises their `held` with one UPDATE, after
+    // every account is decided: it must add to the row as the release left it.
+    const a = await fundedAccount(t.db, "batch-wait-a", 10);
+    const b = await fundedAccount(t.db, "batch-wait-b", 10);
+    const { hold } = await placeHold(t.db, { accountId: a, amount: 6 });
+    let placing: Promise<unknown[]> | undefined;
+    await t.db.transaction(async (tx) => {
+      await releaseHold(tx, { holdId: hold.id });
+      placing = placeHolds(t.db, [
+        { accountId: b, amount: 3 },
+        { accountId: a, amount: 6 },
+        { accountId: b, amount: 8 },
+        { accountId: a, amount: 4 },
+        { accountId: b, amount: 7 },
+      ]);
+      await someoneWaitsOnALock(t.sql);
+    });
+    expect((await placing!).map(outcome)).toEqual([3, 6, "insufficient_funds", 10, 10]);
+    expect(await getAccount(t.db, a)).toMatchObject({ settled: 10, held: 10, available: 0 });
+    expect(await getAccount(t.db, b)).toMatchObject({ settled: 10, held: 10, available: 0 });
+    const [held] = await t.db.execute<{ a: number; b: number }>(sql`
+      SELECT (SELECT sum(amount)::int FROM holds WHERE account_id = ${a} AND status = 'pending') AS a,
+             (SELECT sum(amount)::int FROM holds WHERE account_id = ${b} AND status = 'pending') AS b`);
+    expect(held).toEqual({ a: 10, b: 10 });
+  });
+
   it("a batch that names no account it can find writes nothing", async () => {
     const [before] = await t.db.execute<{ n: number }>(sql`SELECT count(*)::int AS n FROM holds`);
     const results = await placeHolds(t.db, [{ accountId: "batch-ghost", amount: 1 }]);

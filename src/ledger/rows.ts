@@ -33,3 +33,12 @@ export const uuidArray = (ids: string[]) =>
 
 export const intArray = (values: number[]) =>
   sql`ARRAY(SELECT jsonb_array_elements_text(${JSON.stringify(values)}::jsonb)::int)`;
+
+/**
+ * Buckets as one int[] parameter, for `bucket = ANY (…)` in a statement Citus must route to the
+ * shards of those buckets: it prunes shards from a parameter, not from intArray's subquery, so
+ * with that a FOR UPDATE (one shard only) and a multi-shard DELETE fail. Integers only, so the
+ * array's text form is safe to build.
+ */
+export const bucketArray = (buckets: number[]) =>
+  sql`${`{${buckets.map((b) => Math.trunc(b)).join(",")}}`}::int[]`;

@@ -3,7 +3,7 @@ import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
 import { appendEvents } from "../events/append-events.ts";
 import { bucketOfId } from "../ledger/ids.ts";
-import { intArray, uuidArray } from "../ledger/rows.ts";
+import { bucketArray, intArray, uuidArray } from "../ledger/rows.ts";
 import { count, holdsExpired, holdsReleased } from "../metrics.ts";
 import {
   findHold,
@@ -96,6 +96,7 @@ export async function expireHold(db: Db, holdId: string): Promise<ExpireOutcome>
  * `inBuckets` when given: on Citus the sweep goes shard by shard, each a single-shard write.
  * SKIP LOCKED lets several sweepers, and settle/release calls in flight, proceed without
  * waiting on each other; holdfast_end_holds then ends them, their accounts locked in lock order.
+ * The buckets go in as bucketArray: Citus runs a FOR UPDATE on one shard only.
  */
 export async function expireOverdueHolds(
   db: Db,
@@ -105,7 +106,7 @@ export async function expireOverdueHolds(
   const holds = await db.transaction(async (tx) => {
     const due = await tx.execute<{ bucket: number; id: string }>(sql`
       SELECT bucket, id FROM holds
-       WHERE ${inBuckets ? sql`bucket = ANY (${intArray(inBuckets)}) AND` : sql``}
+       WHERE ${inBuckets ? sql`bucket = ANY (${bucketArray(inBuckets)}) AND` : sql``}
              status = 'pending' AND expires_at <= now()
        ORDER BY expires_at
        LIMIT ${limit}

@@ -1,7 +1,7 @@
 import { and, lt, sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
 import { idempotencyKeys } from "../db/schema/index.ts";
-import { intArray } from "../ledger/rows.ts";
+import { bucketArray } from "../ledger/rows.ts";
 
 /** Replays are guaranteed for this long; the purge removes older keys. */
 export const IDEMPOTENCY_RETENTION_HOURS = 24;
@@ -18,7 +18,7 @@ export async function purgeIdempotencyKeys(db: Database, inBuckets?: number[]): 
   const deleted = await db
     .delete(idempotencyKeys)
     .where(
-      inBuckets ? and(sql`${idempotencyKeys.bucket} = ANY (${intArray(inBuckets)})`, old) : old,
+      inBuckets ? and(sql`${idempotencyKeys.bucket} = ANY (${bucketArray(inBuckets)})`, old) : old,
     )
     .returning({ key: idempotencyKeys.key });
   return deleted.length;

@@ -1,8 +1,58 @@
-import type { ChildProcess } from "node:child_process";
-import { spawnServe } from "../helpers/processes.ts";
-import { spawnWorker } from "../helpers/workers.ts";
+import { type ChildProcess, spawn } from "node:child_process";
 
 const TAIL_LINES = 200;
+/**
+ * How long a process may take to start. Loading holdfast takes 1-3 s on an idle machine; on two
+ * cores shared with a run's workload (and the Citus nodes', in the scale project) over 20 s, the
+ * limit of test/helpers' spawnServe and spawnWorker, which leave the process running when it
+ * is reached. A start that times out here is killed, then retried.
+ */
+const START_TIMEOUT_MS = 60_000;
+
+/**
+ * Spawns `node bin/holdfast.js <command>` and resolves once a line of its output matches
+ * `ready` (with the match), as test/helpers' spawnServe and spawnWorker do, but with
+ * START_TIMEOUT_MS and a SIGKILL for a process that did not start in time.
+ */
+function launch(
+  command: "serve" | "worker",
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, ["bin/holdfast.js", command], {
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  return new Promise((resolve, reject) => {
+    const settle = () => {
+      clearTimeout(timer);
+      child.stdout!.off("data", onData);
+      child.stderr!.off("data", onData);
+      child.off("exit", onExit);
+    };
+    const timer = setTimeout(() => {
+      settle();
+      child.kill("SIGKILL");
+      reject(new Error(`${command} did not start within ${START_TIMEOUT_MS} ms:\n${output}`));
+    }, START_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      const match = ready.exec(output);
+      if (match) {
+        settle();
+        resolve({ child, match });
+      }
+    };
+    const onExit = (code: number | null) => {
+      settle();
+      reject(new Error(`${command} exited with ${code}:\n${output}`));
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    child.on("exit", onExit);
+  });
+}
 
 export interface Member {
   name: string;
@@ -110,13 +160,17 @@ export class Cluster {
   async startApi(env: Record<string, string> = {}): Promise<Member> {
     const name = `api-${++this.counters.api}`;
     const serve = await this.start("api", () =>
-      spawnServe(this.databaseUrl, { ...this.env, ...env }),
+      launch(
+        "serve",
+        { DATABASE_URL: this.databaseUrl, PORT: "0", ...this.env, ...env },
+        /"port":(\d+)/,
+      ),
     );
     const member: Member = {
       name,
       kind: "api",
       child: serve.child,
-      baseUrl: serve.baseUrl,
+      baseUrl: `http://127.0.0.1:${serve.match[1]}`,
       expectedExit: false,
       inFlight: 0,
       unavailable: 0,
@@ -130,7 +184,11 @@ export class Cluster {
   async startWorker(): Promise<Member> {
     const name = `worker-${++this.counters.worker}`;
     const worker = await this.start("worker", () =>
-      spawnWorker({ DATABASE_URL: this.databaseUrl, ...this.env }),
+      launch(
+        "worker",
+        { DATABASE_URL: this.databaseUrl, ...this.env },
+        /"msg":"holdfast workers running"/,
+      ),
     );
     const member: Member = {
       name,

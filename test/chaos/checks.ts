@@ -74,7 +74,7 @@ export async function checkFinalState(options: {
     SELECT h.id, h.account_id, h.amount, h.status, h.settled_amount, h.refunded_amount, h.order_id,
            h.reason,
            (SELECT count(DISTINCT e.transaction_id)::int FROM entries e
-             WHERE e.hold_id = h.id AND e.kind = 'purchase') AS transactions
+             WHERE e.hold_id = h.id AND e.bucket = h.bucket AND e.kind = 'purchase') AS transactions
       FROM holds h`);
   const byId = new Map(holdRows.map((h) => [h.id, h]));
   const byOrder = new Map<string, HoldRow[]>();

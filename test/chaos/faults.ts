@@ -1,16 +1,21 @@
 import { execFile } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { promisify } from "node:util";
 import { Queue } from "bullmq";
 import { type SQL, sql } from "drizzle-orm";
 import type { Redis } from "ioredis";
+import postgres from "postgres";
 import type { Database } from "../../src/db/client.ts";
+import { BUCKETS } from "../../src/db/schema/bucket.ts";
+import { bucketOf } from "../../src/ledger/ids.ts";
 import { SWEEP_SCHEDULER_ID } from "../../src/workers/keep-sweep-scheduled.ts";
 import { QUEUE_NAMES } from "../../src/workers/queues.ts";
 import { SERVICE } from "../helpers/app.ts";
+import { CITUS_WORKER_PORTS } from "../helpers/citus.ts";
 import { REDIS_URL } from "../helpers/urls.ts";
 import { deleteKeysUnder } from "../helpers/workers.ts";
 import type { Cluster, Member } from "./cluster.ts";
+import type { ChaosTarget } from "./config.ts";
 import type { Rng } from "./random.ts";
 import { ENTRIES_PAGE, entryPageProblem } from "./workload.ts";
 
@@ -21,6 +26,7 @@ export type FaultKind =
   | "kill-api"
   | "wipe-redis"
   | "restart-postgres"
+  | "restart-citus-worker"
   | "cancel-storm"
   | "terminate-streaming"
   | "statement-timeout";
@@ -46,13 +52,23 @@ export interface FaultRecord extends PlannedFault {
   detail: string;
 }
 
+/** The faults of a run on `target`: on Citus a worker node restarts instead of the Postgres. */
+export function faultKinds(target: ChaosTarget): FaultKind[] {
+  if (target === "plain") return FAULT_KINDS;
+  return FAULT_KINDS.map((k) => (k === "restart-postgres" ? "restart-citus-worker" : k));
+}
+
 /** Each fault once per 30 s of run (at least once), at seeded times within 12 %–80 % of a round. */
-export function planFaults(rng: Rng, durationMs: number): PlannedFault[] {
+export function planFaults(
+  rng: Rng,
+  durationMs: number,
+  faults: FaultKind[] = FAULT_KINDS,
+): PlannedFault[] {
   const rounds = Math.max(1, Math.floor(durationMs / 30_000));
   const roundMs = durationMs / rounds;
   const plan: PlannedFault[] = [];
   for (let r = 0; r < rounds; r++) {
-    const kinds = [...FAULT_KINDS];
+    const kinds = [...faults];
     for (let i = kinds.length - 1; i > 0; i--) {
       const j = rng.int(0, i);
       [kinds[i], kinds[j]] = [kinds[j]!, kinds[i]!];
@@ -79,13 +95,36 @@ export interface FaultDeps {
   log: (line: string) => void;
 }
 
+/** A database server's restart: the single Postgres, or a Citus worker node. */
 export interface PostgresOutage {
+  server: string;
+  /** How long the restart command took. */
+  restartMs: number;
+  /** The probes' answers during the restart, by status (or network error). */
   probes: Record<string, number>;
-  /** From the restart's start until every API answered /readyz 200 again. */
+  /** From the restart's start until each API was ready again (see `restartServer`). */
   recoveredMs: Record<string, number>;
 }
 
+/** What the APIs are probed with while a server restarts: `label` prefixes the answers' counts. */
+interface Probe {
+  label: string;
+  path: string;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The status an API answers to a GET of `path` (with the service token), 0 without an answer. */
+const status = (api: Member, path: string): Promise<number> =>
+  fetch(`${api.baseUrl}${path}`, {
+    headers: { authorization: `Bearer ${SERVICE}` },
+    signal: AbortSignal.timeout(3000),
+  })
+    .then(async (r) => {
+      await r.arrayBuffer();
+      return r.status;
+    })
+    .catch(() => 0);
 /** How long a cancel or terminate storm lasts, and how many clients read through it. */
 const STORM_MS = 5000;
 const READERS = 8;
@@ -354,66 +393,185 @@ export class Faults {
   }
 
   /**
-   * pg_ctlcluster … restart (fast shutdown: sessions are terminated). While it runs every API
-   * is probed every 100 ms and must answer 503 `unavailable` or a definite answer, never a 500;
-   * afterwards each must report ready again by itself, without a restart of the process.
+   * Restarts a database server with `restart` (pg_ctlcluster … restart: a fast shutdown, so
+   * sessions are terminated). While it runs every API is probed every 100 ms with each of
+   * `probes` and must answer 503 `unavailable` or a definite answer, never another 5xx;
+   * afterwards each must be `ready` again by itself, without a restart of the process.
    */
-  private async "restart-postgres"(): Promise<string> {
+  private async restartServer(options: {
+    server: string;
+    /** "the Postgres restart": for the defects. */
+    what: string;
+    probes: Probe[];
+    restart: () => Promise<unknown>;
+    ready: (api: Member) => Promise<boolean>;
+  }): Promise<PostgresOutage> {
     const { cluster, defects } = this.deps;
-    const outage: PostgresOutage = { probes: {}, recoveredMs: {} };
+    const outage: PostgresOutage = {
+      server: options.server,
+      restartMs: 0,
+      probes: {},
+      recoveredMs: {},
+    };
     this.outages.push(outage);
     const began = Date.now();
     let restarting = true;
     const probing = (async () => {
       while (restarting) {
         await Promise.all(
-          cluster.apis.map(async (api) => {
-            let label: string;
-            try {
-              const res = await fetch(`${api.baseUrl}/v1/accounts/${this.deps.accounts[0]}`, {
-                headers: { authorization: `Bearer ${SERVICE}` },
-                signal: AbortSignal.timeout(3000),
-              });
-              const text = await res.text();
-              label = String(res.status);
-              if (res.status >= 500 && !(res.status === 503 && text.includes('"unavailable"'))) {
-                defects.push(
-                  `${api.name} answered ${res.status} during the Postgres restart: ${text}`,
-                );
+          cluster.apis.flatMap((api) =>
+            options.probes.map(async (probe) => {
+              let label: string;
+              try {
+                const res = await fetch(`${api.baseUrl}${probe.path}`, {
+                  headers: { authorization: `Bearer ${SERVICE}` },
+                  signal: AbortSignal.timeout(3000),
+                });
+                const text = await res.text();
+                label = String(res.status);
+                if (res.status >= 500 && !(res.status === 503 && text.includes('"unavailable"'))) {
+                  defects.push(
+                    `${api.name} answered ${res.status} to ${probe.path} during ${options.what}: ${text}`,
+                  );
+                }
+              } catch (error) {
+                label = `network ${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name}`;
               }
-            } catch (error) {
-              label = `network ${(error as { cause?: { code?: string } }).cause?.code ?? (error as Error).name}`;
-            }
-            outage.probes[label] = (outage.probes[label] ?? 0) + 1;
-          }),
+              label = `${probe.label}${label}`;
+              outage.probes[label] = (outage.probes[label] ?? 0) + 1;
+            }),
+          ),
         );
         await sleep(100);
       }
     })();
-    const version = readdirSync("/etc/postgresql")[0]!;
     try {
-      await run("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", "restart"]);
+      await options.restart();
     } finally {
       restarting = false;
       await probing;
     }
-    const restartMs = Date.now() - began;
+    outage.restartMs = Date.now() - began;
     await Promise.all(
       cluster.apis.map(async (api) => {
         const deadline = Date.now() + 30_000;
         while (Date.now() < deadline) {
-          const ok = await fetch(`${api.baseUrl}/readyz`, { signal: AbortSignal.timeout(3000) })
-            .then((r) => r.status === 200)
-            .catch(() => false);
-          if (ok) {
+          if (await options.ready(api).catch(() => false)) {
             outage.recoveredMs[api.name] = Date.now() - began;
             return;
           }
           await sleep(100);
         }
-        defects.push(`${api.name} still not ready 30 s after the Postgres restart`);
+        defects.push(`${api.name} still not ready 30 s after ${options.what}`);
       }),
     );
-    return `restart took ${restartMs} ms; probes ${JSON.stringify(outage.probes)}; ready again after ${JSON.stringify(outage.recoveredMs)} ms`;
+    return outage;
+  }
+
+  /** pg_ctlcluster … main restart; afterwards every API must answer /readyz 200 again. */
+  private async "restart-postgres"(): Promise<string> {
+    const version = readdirSync("/etc/postgresql")[0]!;
+    const outage = await this.restartServer({
+      server: "postgres",
+      what: "the Postgres restart",
+      probes: [{ label: "", path: `/v1/accounts/${this.deps.accounts[0]}` }],
+      restart: () =>
+        run("pg_ctlcluster", ["--skip-systemctl-redirect", version, "main", "restart"]),
+      ready: (api) => status(api, "/readyz").then((s) => s === 200),
+    });
+    return `restart took ${outage.restartMs} ms; probes ${JSON.stringify(outage.probes)}; ready again after ${JSON.stringify(outage.recoveredMs)} ms`;
+  }
+
+  /**
+   * pg_ctlcluster … hfcitus<port> restart of one Citus worker node, chosen by the seed (issue
+   * 13). The APIs are probed with a read of an account whose shard is on that worker, one on
+   * the other worker, and /readyz. /readyz pings the coordinator only, so it may answer 200
+   * throughout; "ready again" is therefore /readyz 200 and the read of the restarted worker's
+   * account answering 200, from each API by itself.
+   *
+   * A two-phase commit whose COMMIT PREPARED (or ROLLBACK PREPARED) did not reach the worker as
+   * it went down stays prepared there, its rows locked and its writes unseen (the client was
+   * told it committed), until the coordinator's 2PC recovery settles it. Citus's maintenance
+   * daemon runs that every citus.recover_2pc_interval, 1 min by default, but the test cluster
+   * has it off (test/scale/global-setup.ts counts two-phase commits), so the fault runs it as
+   * the daemon would, once the worker is back.
+   */
+  private async "restart-citus-worker"(): Promise<string> {
+    const { accounts } = this.deps;
+    const port = this.rng.pick(CITUS_WORKER_PORTS);
+    const nodes = await this.nodesOfAccounts();
+    const onIt = accounts.filter((a) => nodes.get(a) === port);
+    const elsewhere = accounts.filter((a) => nodes.get(a) !== port);
+    const name = `hfcitus${port}`;
+    const version = readdirSync("/etc/postgresql").find((v) =>
+      existsSync(`/etc/postgresql/${v}/${name}`),
+    );
+    if (!version) throw new Error(`no Debian cluster ${name} under /etc/postgresql`);
+    const probes: Probe[] = [{ label: "readyz ", path: "/readyz" }];
+    if (onIt[0]) probes.unshift({ label: "on it ", path: `/v1/accounts/${onIt[0]}` });
+    if (elsewhere[0]) probes.push({ label: "elsewhere ", path: `/v1/accounts/${elsewhere[0]}` });
+    const outage = await this.restartServer({
+      server: `citus worker 127.0.0.1:${port}`,
+      what: `the restart of Citus worker ${port}`,
+      probes,
+      restart: () => run("pg_ctlcluster", ["--skip-systemctl-redirect", version, name, "restart"]),
+      ready: async (api) =>
+        (await status(api, "/readyz")) === 200 &&
+        (onIt[0] === undefined || (await status(api, `/v1/accounts/${onIt[0]}`)) === 200),
+    });
+    const stranded = await this.preparedOn(port);
+    let recovered = 0;
+    let left = stranded;
+    for (let i = 0; left > 0 && i < 10; i++) {
+      if (i > 0) await sleep(1000);
+      const [row] = await this.deps.db
+        .execute<{ n: number }>(sql`SELECT recover_prepared_transactions()::int AS n`)
+        .catch(() => [{ n: 0 }]);
+      recovered += row?.n ?? 0;
+      left = await this.preparedOn(port);
+    }
+    if (left > 0)
+      this.deps.defects.push(
+        `${left} prepared transaction(s) still on Citus worker ${port} after 10 recoveries`,
+      );
+    return (
+      `restarted Citus worker 127.0.0.1:${port} (${onIt.length} of ${accounts.length} accounts' shards on it) ` +
+      `in ${outage.restartMs} ms; probes ${JSON.stringify(outage.probes)}; ready again after ${JSON.stringify(outage.recoveredMs)} ms; ` +
+      `${stranded} prepared transaction(s) stranded on it, ${recovered} recovered`
+    );
+  }
+
+  /**
+   * Prepared transactions of this run's database on a Citus worker node, over 2 s old (a
+   * two-phase commit under way takes milliseconds).
+   */
+  private async preparedOn(port: number): Promise<number> {
+    const [{ name } = { name: "" }] = await this.deps.db.execute<{ name: string }>(
+      sql`SELECT current_database() AS name`,
+    );
+    const worker = postgres(`postgres://postgres@127.0.0.1:${port}/${name}`, {
+      max: 1,
+      onnotice: () => {},
+      connect_timeout: 5,
+    });
+    try {
+      const [row] = await worker<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_prepared_xacts
+         WHERE database = current_database() AND prepared < now() - interval '2 s'`;
+      return row?.n ?? 0;
+    } finally {
+      await worker.end();
+    }
+  }
+
+  /** The worker node (its port) of each account's shard, from the coordinator's metadata. */
+  private async nodesOfAccounts(): Promise<Map<string, number>> {
+    const rows = await this.deps.db.execute<{ bucket: number; port: number }>(sql`
+      SELECT b AS bucket, n.nodeport AS port
+        FROM generate_series(0, ${BUCKETS - 1}::int) AS b
+        JOIN pg_dist_placement p ON p.shardid = get_shard_id_for_distribution_column('accounts', b)
+        JOIN pg_dist_node n ON n.groupid = p.groupid`);
+    const byBucket = new Map(rows.map((r) => [Number(r.bucket), Number(r.port)]));
+    return new Map(this.deps.accounts.map((a) => [a, byBucket.get(bucketOf(a))!]));
   }
 }

@@ -1,5 +1,6 @@
 import type { FinalTotals } from "./checks.ts";
 import type { Cluster } from "./cluster.ts";
+import type { ChaosTarget } from "./config.ts";
 import type { FaultRecord } from "./faults.ts";
 import type { FulfilmentStats } from "./fulfilment.ts";
 import type { HttpStats } from "./http.ts";
@@ -7,6 +8,7 @@ import type { Model } from "./model.ts";
 
 export interface SummaryInput {
   seed: number;
+  target: ChaosTarget;
   durationMs: number;
   wallMs: number;
   clients: number;
@@ -27,7 +29,7 @@ export function formatSummary(s: SummaryInput): string {
     0,
   );
   const lines = [
-    `== chaos run: CHAOS_SEED=${s.seed} CHAOS_DURATION_S=${s.durationMs / 1000} (${s.clients} clients; wall ${(s.wallMs / 1000).toFixed(1)} s${s.drainMs === undefined ? "" : `, drain ${(s.drainMs / 1000).toFixed(1)} s`})`,
+    `== chaos run${s.target === "citus" ? " on Citus" : ""}: CHAOS_SEED=${s.seed} CHAOS_DURATION_S=${s.durationMs / 1000} (${s.clients} clients; wall ${(s.wallMs / 1000).toFixed(1)} s${s.drainMs === undefined ? "" : `, drain ${(s.drainMs / 1000).toFixed(1)} s`})`,
     `operations: ${ops}`,
   ];
   for (const [kind, byOutcome] of Object.entries(s.model.outcomes).sort()) {

@@ -10,7 +10,7 @@ import type { Role } from "../http/context.ts";
 import { HttpError } from "../http/problem.ts";
 import { type Rendered, renderOutcome } from "../http/respond.ts";
 import { bucketOf } from "../ledger/ids.ts";
-import { intArray, textArray } from "../ledger/rows.ts";
+import { bucketArray, textArray } from "../ledger/rows.ts";
 import { DeferredCounts } from "../metrics.ts";
 
 const LOCK_NOT_AVAILABLE = "55P03";
@@ -126,7 +126,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
           const found = await tx.execute<StoredRow>(sql`
             SELECT bucket, role, scope, key, request_hash, response_status, response_body
               FROM idempotency_keys
-             WHERE bucket = ANY (${intArray([...new Set(missing.map((k) => k.bucket))])})
+             WHERE bucket = ANY (${bucketArray([...new Set(missing.map((k) => k.bucket))])})
                AND scope = ANY (${textArray([...new Set(missing.map((k) => k.scope))])})
                AND role = ANY (${textArray([...new Set(missing.map((k) => k.role))])})
                AND key = ANY (${textArray(missing.map((k) => k.key))})`);
@@ -231,7 +231,7 @@ async function lockPostedAccounts(tx: Tx, commands: WriteCommand[]): Promise<voi
   if (commands.length < 2 || accounts.length === 0) return;
   await tx.execute(sql`
     SELECT 1 FROM accounts
-     WHERE bucket = ANY (${intArray([...new Set(accounts.map(bucketOf))])})
+     WHERE bucket = ANY (${bucketArray([...new Set(accounts.map(bucketOf))])})
        AND id = ANY (${textArray(accounts)})
      ORDER BY bucket, id COLLATE "C"
        FOR NO KEY UPDATE`);

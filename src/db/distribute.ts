@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type postgres from "postgres";
 import type { Db } from "./client.ts";
 
-/** Every table written on behalf of an account, distributed by its bucket, colocated. */
+/** Every table written on behalf of an account or per shard, distributed by bucket, colocated. */
 const DISTRIBUTED = [
   "accounts",
   "ledger_transactions",
@@ -13,8 +13,10 @@ const DISTRIBUTED = [
   "idempotency_keys",
   "refunds",
   "events",
+  "event_feeds",
   "webhook_deliveries",
   "webhook_attempts",
+  "webhook_cursors",
 ] as const;
 
 /** Read-mostly and small: a copy on every node. */

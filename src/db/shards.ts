@@ -6,14 +6,17 @@ import { BUCKETS } from "./schema/bucket.ts";
 export interface Shards {
   /** The shard of a bucket; 0 for every bucket on plain Postgres. */
   of(bucket: number): number;
-  /** The buckets of each shard, for work done shard by shard; one group of all on plain Postgres. */
+  /**
+   * The buckets of each shard, for work done shard by shard, in the order of `homes`; one group
+   * of all (undefined) on plain Postgres.
+   */
   groups: (number[] | undefined)[];
   /**
    * The home bucket of a bucket's shard: the first bucket of that shard, where rows kept once
    * per shard live (promotion_allotments); 0 on plain Postgres.
    */
   home(bucket: number): number;
-  /** The home bucket of every shard. */
+  /** The home bucket of every shard, ascending. */
   homes: number[];
 }
 
@@ -56,11 +59,13 @@ async function readShards(db: Db): Promise<Shards> {
     group.push(bucket);
     groups.set(Number(shard), group);
   }
-  const homeOf = new Map([...groups].map(([shard, buckets]) => [shard, Math.min(...buckets)]));
+  // Buckets were read in ascending order: each group's first is its home.
+  const ordered = [...groups.values()].sort((a, b) => a[0]! - b[0]!);
+  const homeOf = new Map([...groups].map(([shard, buckets]) => [shard, buckets[0]!]));
   return {
     of: (bucket) => shardOf[bucket]!,
-    groups: [...groups.values()],
+    groups: ordered,
     home: (bucket) => homeOf.get(shardOf[bucket]!)!,
-    homes: [...homeOf.values()].sort((a, b) => a - b),
+    homes: ordered.map((buckets) => buckets[0]!),
   };
 }

@@ -1,6 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { Db } from "../db/client.ts";
-import { MAX_AMOUNT_SQL } from "../db/schema/index.ts";
+import { BUCKETS, MAX_AMOUNT_SQL } from "../db/schema/index.ts";
+import { shardsOf } from "../db/shards.ts";
+import { bucketArray } from "./rows.ts";
 
 export interface CheckResult {
   /** The number of the invariant in DESIGN.md section 3, or the section of another rule. */
@@ -28,7 +30,11 @@ export interface VerifyOptions {
   overdueGraceMs: number;
 }
 
-function checks(options: VerifyOptions): Check[] {
+/**
+ * `homes` is an int[] of every bucket's home bucket, indexed by bucket + 1: each shard's feed
+ * gives its own positions (src/events/feeds.ts).
+ */
+function checks(options: VerifyOptions, homes: SQL): Check[] {
   return [
     {
       invariant: 1,
@@ -190,7 +196,19 @@ function checks(options: VerifyOptions): Check[] {
                 AND (placed_before IS NULL OR placed_before >= position))
         UNION ALL
         SELECT NULL, NULL, position, count(*), NULL FROM events
-         WHERE position IS NOT NULL GROUP BY position HAVING count(*) > 1`,
+         WHERE position IS NOT NULL GROUP BY (${homes})[bucket + 1], position HAVING count(*) > 1`,
+    },
+    {
+      invariant: 9,
+      name: "each shard's feed is past every position it gave",
+      query: sql`
+        WITH placed AS MATERIALIZED (
+          SELECT (${homes})[bucket + 1] AS home, max(position) AS last FROM events
+           WHERE position IS NOT NULL GROUP BY 1
+        )
+        SELECT p.home, p.last, f.position AS feed FROM placed p
+          JOIN event_feeds f ON f.bucket = p.home
+         WHERE f.position < p.last`,
     },
     {
       invariant: 9,
@@ -273,12 +291,14 @@ const ID_BUCKET_SQL = (column: string) =>
  * REPEATABLE READ transaction so that every check sees the same snapshot.
  */
 export async function verifyLedger(db: Db, options: VerifyOptions): Promise<VerifyReport> {
+  const shards = await shardsOf(db);
+  const homes = bucketArray(Array.from({ length: BUCKETS }, (_, bucket) => shards.home(bucket)));
   return db.transaction(
     async (tx) => {
       // Full scans of a large ledger outlast the pool's request-sized statement timeout.
       await tx.execute(sql`SET LOCAL statement_timeout = 0`);
       const results: CheckResult[] = [];
-      for (const check of checks(options)) {
+      for (const check of checks(options, homes)) {
         const rows = await tx.execute<Record<string, unknown>>(
           sql`SELECT count(*) OVER () AS violations, v.* FROM (${check.query}) v LIMIT 5`,
         );

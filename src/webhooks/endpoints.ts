@@ -1,9 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { v7 } from "uuid";
+import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
 import { oneShardAtATime } from "../db/distribute.ts";
 import type { EventType } from "../db/schema/index.ts";
+import { type Feed, highestPosition } from "../events/feeds.ts";
 import { toIso } from "../ledger/rows.ts";
 
 export interface WebhookEndpoint {
@@ -37,22 +39,37 @@ const typesLiteral = (types: EventType[] | undefined) => (types ? `{${types.join
 
 const newSecret = () => `whsec_${randomBytes(32).toString("base64url")}`;
 
-/** Subscribes `url` to the events placed in the feed from now on (of `types`, or all). */
+/**
+ * Subscribes `url` to the events placed from now on (of `types`, or all): its cursor in each
+ * feed starts at the feed's last position, or, in a feed that has placed none yet, at the
+ * highest position of any feed, where that feed will start.
+ */
 export async function createEndpoint(
   db: Db,
   input: { url: string; types?: EventType[] | undefined },
+  feeds: Feed[],
 ): Promise<WithSecret> {
-  await oneShardAtATime(db);
-  // It starts after the events placed so far (in the feed's order).
-  const [end] = await db.execute<{ position: number }>(
-    sql`SELECT COALESCE(max(position), 0) AS position FROM events WHERE position IS NOT NULL`,
-  );
   const secret = newSecret();
-  const [row] = await db.execute<Omit<EndpointRow, "types">>(sql`
-    INSERT INTO webhook_endpoints (id, url, types, secret, cursor)
-    VALUES (${v7()}, ${input.url}, ${typesLiteral(input.types)}::text[], ${secret}, ${end!.position})
-    RETURNING id, url, created_at`);
-  return { ...toEndpoint({ ...row!, types: input.types ?? null }), secret };
+  const id = v7();
+  return atomically(db, async (tx) => {
+    await oneShardAtATime(tx);
+    const highest = await highestPosition(tx);
+    const heads = await tx.execute<{ bucket: number; position: number }>(
+      sql`SELECT bucket, position FROM event_feeds`,
+    );
+    const start = (home: number) => heads.find((h) => h.bucket === home)?.position ?? highest;
+    const [row] = await tx.execute<Omit<EndpointRow, "types">>(sql`
+      INSERT INTO webhook_endpoints (id, url, types, secret, cursor)
+      VALUES (${id}, ${input.url}, ${typesLiteral(input.types)}::text[], ${secret}, ${highest})
+      RETURNING id, url, created_at`);
+    await tx.execute(sql`
+      INSERT INTO webhook_cursors (bucket, endpoint_id, position)
+      VALUES ${sql.join(
+        feeds.map((f) => sql`(${f.home}::int, ${id}::uuid, ${start(f.home)}::int8)`),
+        sql`, `,
+      )}`);
+    return { ...toEndpoint({ ...row!, types: input.types ?? null }), secret };
+  });
 }
 
 export async function listEndpoints(db: Db): Promise<WebhookEndpoint[]> {

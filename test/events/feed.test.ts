@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb } from "../../src/db/client.ts";
 import { creditAccount } from "../../src/ledger/credit-account.ts";
+import { encodeCursor } from "../../src/ledger/cursor.ts";
 import { expireOverdueHolds } from "../../src/reservations/release-hold.ts";
 import { ADMIN, createTestApp, SERVICE, type TestApp } from "../helpers/app.ts";
 import { someoneWaitsOnALock } from "../helpers/db.ts";
@@ -261,6 +262,18 @@ describe("the feed never skips", () => {
       [3, 11],
       [4, 13],
     ]);
+  });
+});
+
+describe("the cursor", () => {
+  it("a cursor given before the feeds were per shard still follows on from its position", async () => {
+    await fundedAccount(t.db.db, "ev-legacy", 10);
+    await follow("");
+    const [last] = await t.db.sql<{ position: number }[]>`
+      SELECT max(position)::int8 AS position FROM events WHERE account_id = 'ev-legacy'`;
+    await creditAccount(t.db.db, { accountId: "ev-legacy", amount: 1 });
+    const { events } = await follow("", encodeCursor(Number(last!.position)));
+    expect(events.map((e) => [e.accountId, e.type])).toEqual([["ev-legacy", "account.credited"]]);
   });
 });
 

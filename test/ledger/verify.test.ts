@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { ONE_SHARD } from "../../src/db/shards.ts";
 import { appendEvents, setEventsWritten } from "../../src/events/append-events.ts";
-import { positionEvents } from "../../src/events/list-events.ts";
+import { placeEvents } from "../../src/events/feeds.ts";
 import { adjustAccount } from "../../src/ledger/adjust-account.ts";
 import { createAccount } from "../../src/ledger/create-account.ts";
 import { createPromotion } from "../../src/ledger/create-promotion.ts";
@@ -30,6 +30,7 @@ const ONE_REFUND_TRANSACTION =
   "each refund posts exactly one refund transaction, and each refund transaction is a refund's";
 const EVENTS_NUMBERED =
   "each account's events are numbered 1, 2, 3, … without gaps, placed in that order";
+const FEED_PAST_ITS_EVENTS = "each shard's feed is past every position it gave";
 const EVENT_PER_CHANGE =
   "each account has exactly one event per change of its entries, holds, refunds and redemptions";
 const ALLOTMENTS = "each promotion's allotments count its redemptions and add up to its cap";
@@ -247,13 +248,17 @@ describe("verifyLedger", () => {
       expect(failures(await verifyLedger(t.db, GRACE))).toEqual({ [EVENT_PER_CHANGE]: 1 });
     });
 
-    it("fails when an event has no change, or one account's events are placed out of order", async () => {
+    it("fails when an event has no change, one account's events are placed out of order, or past its feed", async () => {
       await appendEvents(t.db, [{ type: "hold.placed", accountId: "bob", data: {} }]);
-      await positionEvents(t.db);
+      await placeEvents(t.db);
       await t.sql`ALTER TABLE events DISABLE TRIGGER events_placed_once`;
       await t.sql`UPDATE events SET position = 1000 - position WHERE account_id = 'carol'`;
       const failed = failures(await verifyLedger(t.db, GRACE));
-      expect(failed).toEqual({ [EVENTS_NUMBERED]: 3, [EVENT_PER_CHANGE]: 1 });
+      expect(failed).toEqual({
+        [EVENTS_NUMBERED]: 3,
+        [EVENT_PER_CHANGE]: 1,
+        [FEED_PAST_ITS_EVENTS]: 1,
+      });
     });
   });
 });

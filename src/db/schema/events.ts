@@ -32,8 +32,9 @@ export type EventType = (typeof EVENT_TYPES)[number];
  * UUIDv7, unique by construction and not indexed (nothing looks an event up by it). `sequence`
  * numbers an account's events 1, 2, 3, …; `n` is the order they were written in, which for one
  * account is their sequence order (each is written under the account's row lock). `position`
- * is the feed's order, given once the row has committed (src/db/sql/position_events.sql):
- * null until then. A trigger refuses any other change, and any DELETE.
+ * is the event's place in its shard's feed, given once the row has committed
+ * (src/events/place-events.ts): null until then. A trigger refuses any other change, and any
+ * DELETE.
  */
 export const events = pgTable(
   "events",
@@ -58,3 +59,13 @@ export const events = pgTable(
     index("events_unpositioned").on(t.n).where(sql`${t.position} IS NULL`),
   ],
 );
+
+/**
+ * One feed per shard, in its home bucket (src/db/shards.ts): `position` is the last position it
+ * gave. Placing events in a shard's feed locks its row, so it is a transaction on that shard
+ * alone (src/events/place-events.ts).
+ */
+export const eventFeeds = pgTable("event_feeds", {
+  bucket: bucket().primaryKey(),
+  position: bigint("position", { mode: "number" }).notNull(),
+});

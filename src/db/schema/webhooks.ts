@@ -15,9 +15,10 @@ import { bucket } from "./bucket.ts";
 const at = (name: string) => timestamp(name, { withTimezone: true, precision: 3 });
 
 /**
- * A subscriber. `cursor` is the feed position up to which the dispatcher has made its
- * deliveries (src/webhooks/dispatch.ts); a new endpoint starts at the feed's end. During the
- * 24 h after a rotation the previous secret signs too.
+ * A subscriber. Its place in each shard's feed is a webhook_cursors row; `cursor` is the highest
+ * position in any feed when it was created, where its place in a shard's feed starts when that
+ * row is missing (an endpoint created before the feeds were per shard). During the 24 h after
+ * a rotation the previous secret signs too.
  */
 export const webhookEndpoints = pgTable("webhook_endpoints", {
   id: uuid("id").primaryKey(),
@@ -30,6 +31,26 @@ export const webhookEndpoints = pgTable("webhook_endpoints", {
   cursor: bigint("cursor", { mode: "number" }).notNull().default(0),
   createdAt: at("created_at").notNull().defaultNow(),
 });
+
+/**
+ * An endpoint's place in one shard's feed, in the shard's home bucket: the position up to which
+ * the dispatcher has made its deliveries (src/webhooks/dispatch.ts). A new endpoint starts at
+ * each feed's end.
+ */
+export const webhookCursors = pgTable(
+  "webhook_cursors",
+  {
+    bucket: bucket(),
+    endpointId: uuid("endpoint_id").notNull(),
+    position: bigint("position", { mode: "number" }).notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.bucket, t.endpointId] }),
+    foreignKey({ columns: [t.endpointId], foreignColumns: [webhookEndpoints.id] }).onDelete(
+      "cascade",
+    ),
+  ],
+);
 
 export const DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
 

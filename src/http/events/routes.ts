@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { EVENT_TYPES, type EventType } from "../../db/schema/index.ts";
+import { decodeFeedCursor, FROM_THE_START } from "../../events/feed-cursor.ts";
 import { listEvents } from "../../events/list-events.ts";
-import { decodeCursor } from "../../ledger/cursor.ts";
 import type { AppEnv } from "../context.ts";
 import { render, send } from "../respond.ts";
 import { jsonResponse, problems, V1_CODES } from "../responses.ts";
@@ -57,12 +57,7 @@ const EventPage = z
 const isEventType = (t: string): t is EventType => (EVENT_TYPES as readonly string[]).includes(t);
 
 const EventQuery = z.strictObject({
-  after: cursorParam((cursor) => {
-    const position = decodeCursor(cursor);
-    return position !== undefined && /^(0|[1-9][0-9]{0,14})$/.test(position)
-      ? Number(position)
-      : undefined;
-  }),
+  after: cursorParam(decodeFeedCursor),
   limit: z.coerce.number().int().min(1).max(500).default(100).openapi({ example: 100 }),
   type: z
     .string()
@@ -102,7 +97,7 @@ const list = createRoute({
 export const eventRoutes = new OpenAPIHono<AppEnv>().openapi(list, async (c) => {
   const { after, limit, type, accountId } = c.req.valid("query");
   const page = await listEvents(c.get("deps").db, {
-    after: after ?? 0,
+    after: after ?? FROM_THE_START,
     limit,
     types: type,
     accountId,

@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { EVENT_TYPES } from "../../db/schema/index.ts";
+import { feedsOf } from "../../events/feeds.ts";
 import { DomainError } from "../../ledger/errors.ts";
 import {
   createEndpoint,
@@ -155,11 +156,12 @@ const notFound = (id: string) =>
   new DomainError("webhook_endpoint_not_found", `webhook endpoint ${id} does not exist`);
 
 export const webhookRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(create, (c) => {
+  .openapi(create, async (c) => {
     const body = c.req.valid("json");
     const on = { scope: "webhook-endpoints", bucket: 0 };
+    const feeds = await feedsOf(c.get("deps").db);
     return idempotent(c, { required: false, status: 201, body, ...on }, (tx) =>
-      createEndpoint(tx, { url: body.url, types: body.types ?? undefined }),
+      createEndpoint(tx, { url: body.url, types: body.types ?? undefined }, feeds),
     );
   })
   .openapi(list, async (c) => send(c, render(200, { data: await listEndpoints(c.get("deps").db) })))

@@ -64,7 +64,15 @@ const PLACE_AT_ONCE = 5000;
  * larger `n`, and it cannot have committed before it.
  */
 export async function placeEvents(db: Database): Promise<number> {
-  const placed = await Promise.all((await feedsOf(db)).map((feed) => placeInFeed(db, feed)));
+  const shards = await shardsOf(db);
+  // One read finds the feeds with events to place (on Citus, rather than a transaction on every
+  // shard each time). An event it does not see had not committed when the call began.
+  const unplaced = await db.execute<{ bucket: number }>(
+    sql`SELECT DISTINCT bucket FROM events WHERE position IS NULL`,
+  );
+  const homes = new Set(unplaced.map((row) => shards.home(row.bucket)));
+  const feeds = (await feedsOf(db)).filter((feed) => homes.has(feed.home));
+  const placed = await Promise.all(feeds.map((feed) => placeInFeed(db, feed)));
   return placed.reduce((a, b) => a + b, 0);
 }
 
@@ -91,8 +99,13 @@ async function placeInFeed(db: Database, feed: Feed): Promise<number> {
       return rows.length;
     });
     if (placed !== undefined) return placed;
-    await db.execute(sql`
-      INSERT INTO event_feeds (bucket, position) VALUES (${feed.home}, ${await highestPosition(db)})
-      ON CONFLICT DO NOTHING`);
+    await startFeed(db, feed);
   }
+}
+
+/** Makes the event_feeds row of `feed` if it has none: it starts at the highest position. */
+export async function startFeed(db: Database, feed: Feed): Promise<void> {
+  await db.execute(sql`
+    INSERT INTO event_feeds (bucket, position) VALUES (${feed.home}, ${await highestPosition(db)})
+    ON CONFLICT DO NOTHING`);
 }

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { Database } from "../db/client.ts";
-import { type Feed, feedsOf, inFeed, placeEvents } from "../events/feeds.ts";
+import { type Feed, feedsOf, inFeed, placeEvents, startFeed } from "../events/feeds.ts";
 import { textArray } from "../ledger/rows.ts";
 
 /** The deliveries of one account to one endpoint: they go out one at a time, in order. */
@@ -34,8 +34,23 @@ export async function dispatchEvents(db: Database): Promise<DeliveryLane[]> {
   if (endpoints.length === 0) return [];
   await placeEvents(db);
   const feeds = await feedsOf(db);
+  // Two reads find where an endpoint is behind a feed, or has no cursor yet. A feed with no row
+  // yet is started: it may hold events placed before the feeds were per shard.
+  const heads = await db.execute<{ bucket: number; position: number }>(
+    sql`SELECT bucket, position FROM event_feeds`,
+  );
+  const headOf = new Map(heads.map((f) => [f.bucket, f.position]));
+  for (const feed of feeds.filter((f) => !headOf.has(f.home))) await startFeed(db, feed);
+  const cursors = await db.execute<{ bucket: number; id: string; position: number }>(
+    sql`SELECT bucket, endpoint_id AS id, position FROM webhook_cursors`,
+  );
+  const cursorOf = new Map(cursors.map((c) => [`${c.id} ${c.bucket}`, c.position]));
   for (const endpoint of endpoints) {
-    for (const feed of feeds) await dispatchFeed(db, endpoint, feed);
+    for (const feed of feeds) {
+      const cursor = cursorOf.get(`${endpoint.id} ${feed.home}`);
+      if (cursor === undefined || cursor < (headOf.get(feed.home) ?? Infinity))
+        await dispatchFeed(db, endpoint, feed);
+    }
   }
   return db.execute<DeliveryLane>(sql`
     SELECT endpoint_id AS "endpointId", bucket, account_id AS "accountId", sequence, type

@@ -288,7 +288,7 @@ describe("on Citus with a Redis Cluster", () => {
     await expectLedgerConsistent(db.db);
   });
 
-  it("run again and again on one connection, the sweep and the feed stay on one shard each", async () => {
+  it("run again and again on one connection, the sweep and the feed write one shard at a time", async () => {
     const handle = createDb(db.url, { max: 1 });
     try {
       const { groups } = await shardsOf(handle.db);
@@ -305,7 +305,9 @@ describe("on Citus with a Redis Cluster", () => {
       }
       const after = await distributedCounters(db.sql);
       expect(after.two_phase - before.two_phase).toBe(0);
-      expect(after.multi - before.multi).toBe(0);
+      // The one read of every shard a placing call makes, to find the feeds it has work in
+      // (twice a round: listEvents places first).
+      expect(after.multi - before.multi).toBe(16);
     } finally {
       await handle.close();
     }
@@ -339,9 +341,9 @@ describe("on Citus with a Redis Cluster", () => {
     const r = await call("GET", `/v1/events?limit=500&after=${start.cursor}`, { token: SERVICE });
     expect(r.json.data).toHaveLength(24);
     let after = await distributedCounters(db.sql);
-    // Each feed is placed and read on its own shard.
+    // Each feed is placed and read on its own shard, after one read of every shard.
     expect(after.two_phase - before.two_phase).toBe(0);
-    expect(after.multi - before.multi).toBe(0);
+    expect(after.multi - before.multi).toBe(1);
 
     const made = await call("POST", "/v1/webhook-endpoints", {
       token: ADMIN,

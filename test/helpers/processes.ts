@@ -1,6 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { Redis } from "ioredis";
 import { ADMIN, SERVICE } from "./app.ts";
+import { START_TIMEOUT_MS, startChild, stopChild } from "./child-process.ts";
 import { REDIS_URL } from "./urls.ts";
 import { deleteKeysUnder, testPrefix } from "./workers.ts";
 
@@ -12,14 +13,16 @@ export interface ServeProcess {
 
 /**
  * Starts `holdfast serve` as its own OS process on a free port. Unless `env` names the queue
- * prefix, the process gets one of its own, whose keys stop() deletes once it has exited.
+ * prefix, the process gets one of its own, whose keys stop() deletes once it has exited. A
+ * start that fails (timeout, exit) stops the process before rejecting.
  */
 export async function spawnServe(
   databaseUrl: string,
   env: Record<string, string> = {},
+  options: { timeoutMs?: number } = {},
 ): Promise<ServeProcess> {
   const ownPrefix = env.HOLDFAST_QUEUE_PREFIX === undefined ? testPrefix() : undefined;
-  const child = spawn(process.execPath, ["bin/holdfast.js", "serve"], {
+  const { child, match } = await startChild(process.execPath, ["bin/holdfast.js", "serve"], {
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
@@ -31,36 +34,16 @@ export async function spawnServe(
       HOLDFAST_QUEUE_PREFIX: ownPrefix,
       ...env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
+    ready: /"port":(\d+)/,
+    timeoutMs: options.timeoutMs ?? START_TIMEOUT_MS,
+    what: "serve",
   });
-  let output = "";
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${output}`)), 20_000);
-    child.stdout!.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = /"port":(\d+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
-    child.stderr!.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`serve exited with ${code}:\n${output}`));
-    });
-  });
+  const port = Number(match[1]);
   return {
     child,
     baseUrl: `http://127.0.0.1:${port}`,
     async stop(signal = "SIGTERM") {
-      const code = await new Promise<number | null>((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode);
-        child.once("exit", (exitCode) => resolve(exitCode));
-        child.kill(signal);
-      });
+      const code = await stopChild(child, signal, null);
       if (ownPrefix) {
         const redis = new Redis(REDIS_URL, { lazyConnect: true });
         await deleteKeysUnder(redis, ownPrefix).finally(() => redis.disconnect());

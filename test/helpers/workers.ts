@@ -1,10 +1,11 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Redis } from "ioredis";
 import type { HoldQueues } from "../../src/workers/queues.ts";
 import type { StartWorkersOptions } from "../../src/workers/worker.ts";
+import { START_TIMEOUT_MS, startChild } from "./child-process.ts";
 
 /** A private BullMQ prefix, hash-tagged like the production one. */
 export const testPrefix = () => `{hf-test-${randomUUID()}}`;
@@ -154,29 +155,23 @@ export interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `holdfast worker` as its own OS process and waits until its workers run. */
-export async function spawnWorker(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ["bin/holdfast.js", "worker"], {
-    env: { ...process.env, LOG_LEVEL: "info", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start:\n${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('"msg":"holdfast workers running"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    child.stdout!.on("data", onData);
-    child.stderr!.on("data", onData);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`worker exited with ${code}:\n${output}`));
-    });
-  });
-  return { child, output: () => output, exited };
+/**
+ * Starts `holdfast worker` as its own OS process and waits until its workers run. A start that
+ * fails (timeout, exit) stops the process before rejecting.
+ */
+export async function spawnWorker(
+  env: Record<string, string>,
+  options: { timeoutMs?: number } = {},
+): Promise<WorkerProcess> {
+  const { child, output, exited } = await startChild(
+    process.execPath,
+    ["bin/holdfast.js", "worker"],
+    {
+      env: { ...process.env, LOG_LEVEL: "info", ...env },
+      ready: /"msg":"holdfast workers running"/,
+      timeoutMs: options.timeoutMs ?? START_TIMEOUT_MS,
+      what: "worker",
+    },
+  );
+  return { child, output, exited };
 }

@@ -8,27 +8,106 @@ const optionalUrl = z
   .transform((v) => (v === "" ? undefined : v))
   .pipe(z.url().optional());
 
-/** One `host:port` of REDIS_CLUSTER_NODES; an IPv6 host is written in brackets, `[::1]:7000`. */
+/** One seed node of REDIS_CLUSTER_NODES; an IPv6 host is written in brackets, `[::1]:7000`. */
 export interface RedisNode {
   host: string;
   port: number;
 }
 
-const clusterNodes = z.string().transform((value, ctx): RedisNode[] => {
-  const nodes: RedisNode[] = [];
-  for (const entry of value.split(",").map((e) => e.trim())) {
-    const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(entry);
+/**
+ * REDIS_CLUSTER_NODES: the seed nodes, and how every node of the cluster is reached, the seeds
+ * and those the client discovers alike.
+ */
+export interface RedisCluster {
+  nodes: RedisNode[];
+  /** `rediss://` entries: TLS to every node. */
+  tls: boolean;
+  username?: string;
+  password?: string;
+}
+
+const HOST_PORT = /^(\[[^\]]+\]|[^:/@\s]+):(\d{1,5})$/;
+const SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+const CLUSTER_ENTRY_FORMS =
+  "host:port or redis[s]://[user:password@]host:port, comma-separated, ports 1-65535";
+
+/** An entry as an error message may show it: whatever precedes the last `@` is hidden. */
+function shown(entry: string): string {
+  const at = entry.lastIndexOf("@");
+  const scheme = SCHEME.exec(entry)?.[0] ?? "";
+  return at < 0 ? entry : `${scheme}***${entry.slice(at)}`;
+}
+
+interface ClusterEntry {
+  node: RedisNode;
+  scheme: "redis:" | "rediss:";
+  username: string;
+  password: string;
+}
+
+/** One entry of REDIS_CLUSTER_NODES, or why it is refused (never quoting its credentials). */
+function clusterEntry(entry: string): ClusterEntry | string {
+  const invalid = `expected ${CLUSTER_ENTRY_FORMS}; got "${shown(entry)}"`;
+  if (!SCHEME.test(entry)) {
+    const match = HOST_PORT.exec(entry);
     const port = Number(match?.[2]);
-    if (!match || port < 1 || port > 65535) {
+    if (!match || port < 1 || port > 65535) return invalid;
+    const host = match[1]!.replace(/^\[|\]$/g, "");
+    return { node: { host, port }, scheme: "redis:", username: "", password: "" };
+  }
+  let url: URL;
+  let username: string;
+  let password: string;
+  try {
+    url = new URL(entry);
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    return invalid;
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") return invalid;
+  if (!url.hostname) return invalid;
+  // A cluster has only database 0, and ?options that REDIS_URL honours would be ignored here.
+  if (!["", "/", "/0"].includes(url.pathname) || url.search || url.hash)
+    return `a cluster node URL has no database number or ?options; got "${shown(entry)}"`;
+  // As for REDIS_URL, a URL without a port means Redis's own.
+  const port = url.port === "" ? 6379 : Number(url.port);
+  if (port < 1) return invalid;
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  return { node: { host, port }, scheme: url.protocol, username, password };
+}
+
+const clusterNodes = z.string().transform((value, ctx): RedisCluster => {
+  const entries: ClusterEntry[] = [];
+  for (const raw of value.split(",").map((e) => e.trim())) {
+    const entry = clusterEntry(raw);
+    if (typeof entry === "string") {
+      ctx.addIssue({ code: "custom", message: entry });
+      return z.NEVER;
+    }
+    // Credentials and TLS are the cluster's, not a seed's: ioredis applies one set to every node
+    // it discovers, so seeds that disagree could only mean a mistake.
+    const first = entries[0];
+    const differs =
+      first &&
+      (["scheme", "username", "password"] as const).find((field) => entry[field] !== first[field]);
+    if (differs) {
+      const what = { scheme: "scheme", username: "user", password: "password" }[differs];
       ctx.addIssue({
         code: "custom",
-        message: `expected host:port[,host:port…] with ports 1-65535, got "${entry}"`,
+        message: `every entry needs the same scheme, user and password; "${shown(raw)}" differs from the first in its ${what}`,
       });
       return z.NEVER;
     }
-    nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ""), port });
+    entries.push(entry);
   }
-  return nodes;
+  const { scheme, username, password } = entries[0]!;
+  return {
+    nodes: entries.map((e) => e.node),
+    tls: scheme === "rediss:",
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+  };
 });
 
 /**
@@ -44,6 +123,11 @@ const EnvFields = z.object({
   NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
   DATABASE_URL: z.url().default("postgres://127.0.0.1:5432/holdfast"),
   REDIS_URL: z.url().default("redis://127.0.0.1:6379"),
+  /**
+   * Seeds of a Redis Cluster, which then replaces REDIS_URL: `host:port,…`, or URLs as REDIS_URL
+   * writes them, `redis://[user:password@]host:port,…` (`rediss://` for TLS), all with the same
+   * scheme and credentials. They apply to every node the client discovers.
+   */
   REDIS_CLUSTER_NODES: clusterNodes.optional(),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOLDFAST_ADMIN_TOKEN: z.string().min(16).optional(),

@@ -1,4 +1,5 @@
-import { Cluster, Redis } from "ioredis";
+import type { ConnectionOptions } from "node:tls";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import postgres from "postgres";
 import type { Env, RedisNode } from "../env.ts";
 
@@ -32,21 +33,50 @@ export async function checkPostgres(url: string): Promise<void> {
 /** Every Redis client of the process is one of these: one node, or a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
 
+/** A Redis Cluster by its seed nodes, and how every node of it is reached. */
+export interface ClusterTarget {
+  clusterNodes: readonly RedisNode[];
+  username?: string;
+  password?: string;
+  /** TLS to every node: true for `rediss://` (Node's CAs), or Node's TLS options (a test CA). */
+  tls?: boolean | ConnectionOptions;
+}
+
 /** Where Redis is: one node by URL (REDIS_URL), or a cluster by its seed nodes. */
-export type RedisTarget = string | { clusterNodes: readonly RedisNode[] };
+export type RedisTarget = string | ClusterTarget;
 
 /** REDIS_CLUSTER_NODES when set, else REDIS_URL: the one place that chooses between them. */
 export function redisTarget(env: Pick<Env, "REDIS_URL" | "REDIS_CLUSTER_NODES">): RedisTarget {
-  return env.REDIS_CLUSTER_NODES ? { clusterNodes: env.REDIS_CLUSTER_NODES } : env.REDIS_URL;
+  const cluster = env.REDIS_CLUSTER_NODES;
+  if (!cluster) return env.REDIS_URL;
+  const { nodes, ...access } = cluster;
+  return { clusterNodes: nodes, ...access };
 }
 
-/** `Redis at <url>` or `Redis Cluster at <host:port,…>`, safe to print. */
+/**
+ * `Redis at <url>` or `Redis Cluster at <host:port,…>`, safe to print: a cluster with TLS or
+ * credentials is shown in URL form, its password replaced.
+ */
 export function describeRedis(target: RedisTarget): string {
   if (typeof target === "string") return `Redis at ${redact(target)}`;
-  const nodes = target.clusterNodes.map(({ host, port }) =>
-    host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
+  const { username, password, tls } = target;
+  const user = username ? encodeURIComponent(username) : "";
+  const userinfo = user || password ? `${user}${password ? ":***" : ""}@` : "";
+  const prefix = tls || userinfo ? `redis${tls ? "s" : ""}://${userinfo}` : "";
+  const nodes = target.clusterNodes.map(
+    ({ host, port }) => `${prefix}${host.includes(":") ? `[${host}]` : host}:${port}`,
   );
   return `Redis Cluster at ${nodes.join(",")}`;
+}
+
+/** What every connection to a node of the cluster needs: credentials and TLS. */
+function nodeAccess(target: ClusterTarget): Pick<RedisOptions, "username" | "password" | "tls"> {
+  const { username, password, tls } = target;
+  return {
+    ...(username ? { username } : {}),
+    ...(password ? { password } : {}),
+    ...(tls ? { tls: tls === true ? {} : tls } : {}),
+  };
 }
 
 /** How a client behaves while Redis is down or slow; the same meaning for a node or a cluster. */
@@ -60,6 +90,11 @@ export interface ConnectOptions {
 }
 
 const CONNECT_TIMEOUT_MS = 5000;
+
+const sameName = (
+  hostname: string,
+  callback: (error: NodeJS.ErrnoException | null, address: string, family?: number) => void,
+) => callback(null, hostname);
 
 /**
  * Connects a Redis client, to one node or to a cluster, or fails with one line naming what it
@@ -90,8 +125,16 @@ export async function connectRedis(
           target.clusterNodes.map(({ host, port }) => ({ host, port })),
           // A cluster client holds one connection per node and forces their offline queues on;
           // whether a command waits while the cluster is unreachable is the cluster's option.
-          // BullMQ reads maxRetriesPerRequest from redisOptions for a Cluster.
-          { lazyConnect: true, enableOfflineQueue, redisOptions: perNode },
+          // BullMQ reads maxRetriesPerRequest from redisOptions for a Cluster. Credentials and
+          // TLS go to redisOptions too: they apply to every node the client discovers.
+          {
+            lazyConnect: true,
+            enableOfflineQueue,
+            redisOptions: { ...perNode, ...nodeAccess(target) },
+            // ioredis resolves a seed's hostname and connects to the IP, against which the
+            // certificate would be checked; with TLS it connects by the name as written.
+            ...(target.tls ? { dnsLookup: sameName } : {}),
+          },
         );
   // ioredis reports the cause (ECONNREFUSED, …) as an event and rejects with "Connection is
   // closed." or, for a cluster, "None of startup nodes is available"; the event says more. A
@@ -115,9 +158,7 @@ export async function connectRedis(
   } catch (error) {
     redis.disconnect();
     const seedError =
-      typeof target === "string"
-        ? undefined
-        : await seedsError(target.clusterNodes, connectTimeout);
+      typeof target === "string" ? undefined : await seedsError(target, connectTimeout);
     const reason = (seedError ?? cause ?? (error as Error)).message;
     throw new StartupError(`cannot reach ${describeRedis(target)} (${reason})`);
   } finally {
@@ -131,13 +172,14 @@ export async function connectRedis(
  * the cluster client only says "Connection is closed." for a refused connection.
  */
 async function seedsError(
-  nodes: readonly RedisNode[],
+  target: ClusterTarget,
   connectTimeout: number,
 ): Promise<Error | undefined> {
-  for (const { host, port } of nodes) {
+  for (const { host, port } of target.clusterNodes) {
     const seed = new Redis({
       host,
       port,
+      ...nodeAccess(target),
       lazyConnect: true,
       connectTimeout,
       retryStrategy: () => null,

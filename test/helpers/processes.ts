@@ -8,6 +8,8 @@ import { deleteKeysUnder, testPrefix } from "./workers.ts";
 export interface ServeProcess {
   child: ChildProcess;
   baseUrl: string;
+  /** Everything it has written to stdout and stderr so far. */
+  output(): string;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -22,26 +24,31 @@ export async function spawnServe(
   options: { timeoutMs?: number } = {},
 ): Promise<ServeProcess> {
   const ownPrefix = env.HOLDFAST_QUEUE_PREFIX === undefined ? testPrefix() : undefined;
-  const { child, match } = await startChild(process.execPath, ["bin/holdfast.js", "serve"], {
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      REDIS_URL,
-      PORT: "0",
-      LOG_LEVEL: "info",
-      HOLDFAST_ADMIN_TOKEN: ADMIN,
-      HOLDFAST_SERVICE_TOKEN: SERVICE,
-      HOLDFAST_QUEUE_PREFIX: ownPrefix,
-      ...env,
+  const { child, match, output } = await startChild(
+    process.execPath,
+    ["bin/holdfast.js", "serve"],
+    {
+      env: {
+        ...process.env,
+        DATABASE_URL: databaseUrl,
+        REDIS_URL,
+        PORT: "0",
+        LOG_LEVEL: "info",
+        HOLDFAST_ADMIN_TOKEN: ADMIN,
+        HOLDFAST_SERVICE_TOKEN: SERVICE,
+        HOLDFAST_QUEUE_PREFIX: ownPrefix,
+        ...env,
+      },
+      ready: /"port":(\d+)/,
+      timeoutMs: options.timeoutMs ?? START_TIMEOUT_MS,
+      what: "serve",
     },
-    ready: /"port":(\d+)/,
-    timeoutMs: options.timeoutMs ?? START_TIMEOUT_MS,
-    what: "serve",
-  });
+  );
   const port = Number(match[1]);
   return {
     child,
     baseUrl: `http://127.0.0.1:${port}`,
+    output,
     async stop(signal = "SIGTERM") {
       const code = await stopChild(child, signal, null);
       if (ownPrefix) {

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import type { Database } from "../../src/db/client.ts";
 import type { RedisNode } from "../../src/env.ts";
 import type { Mount } from "../../src/http/app.ts";
 import type { Logger } from "../../src/logger.ts";
-import type { RedisTarget } from "../../src/process/connections.ts";
+import type { ClusterTarget, RedisTarget } from "../../src/process/connections.ts";
 import { getHold, type Hold } from "../../src/reservations/hold.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
@@ -57,6 +57,18 @@ export interface RedisClusterOptions {
    * failed and its replica is elected. Redis's default is 15 s; a failover test wants ~1 s.
    */
   nodeTimeoutMs?: number;
+  /** `requirepass` and `masterauth` on every node: clients and replicas must authenticate. */
+  password?: string;
+  /**
+   * With `password`: an ACL user allowed everything, whom the clients that `target` and
+   * `seedsEnv` describe authenticate as (the helper itself as `default`, with `password`).
+   */
+  user?: { name: string; password: string };
+  /**
+   * TLS only, for clients, the cluster bus and replication (no plain port), with a certificate
+   * for 127.0.0.1 from a throwaway CA made with openssl. Clients need no certificate.
+   */
+  tls?: boolean;
 }
 
 export interface Failover {
@@ -71,8 +83,15 @@ export interface TestRedisCluster {
   nodes: ClusterNodeProcess[];
   /** The REDIS_CLUSTER_NODES entries of these ports (all nodes by default). */
   seeds(...ports: number[]): RedisNode[];
-  /** REDIS_CLUSTER_NODES as the environment spells it. */
+  /** A client's target: these seeds (all nodes by default), with the password and the CA. */
+  target(...ports: number[]): ClusterTarget;
+  /**
+   * REDIS_CLUSTER_NODES as the environment spells it: `redis[s]://:password@host:port,…` on a
+   * cluster with a password or TLS. A process needs NODE_EXTRA_CA_CERTS=caFile for TLS.
+   */
   seedsEnv(...ports: number[]): string;
+  /** The CA's certificate (PEM) and its file, with `tls`. */
+  ca?: { pem: string; file: string };
   /** The hash slot of a key, as the cluster computes it. */
   slotOf(key: string): Promise<number>;
   /** The port of the master serving `slot`, as `node` sees it (the first live node if none). */
@@ -131,12 +150,85 @@ function stopProcess(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): P
   });
 }
 
+/** A CA, and a certificate it signed for 127.0.0.1, in `dir`: what a TLS cluster needs. */
+async function makeCertificates(dir: string): Promise<{ pem: string; file: string }> {
+  const file = (name: string) => join(dir, name);
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await run("openssl", [
+    "req",
+    "-x509",
+    ...ec,
+    "-days",
+    "1",
+    "-subj",
+    "/CN=holdfast test CA",
+    "-keyout",
+    file("ca.key"),
+    "-out",
+    file("ca.pem"),
+  ]);
+  await run("openssl", [
+    "req",
+    ...ec,
+    "-subj",
+    `/CN=${HOST}`,
+    "-keyout",
+    file("node.key"),
+    "-out",
+    file("node.csr"),
+  ]);
+  await writeFile(file("node.ext"), `subjectAltName=IP:${HOST}\n`);
+  await run("openssl", [
+    "x509",
+    "-req",
+    "-in",
+    file("node.csr"),
+    "-CA",
+    file("ca.pem"),
+    "-CAkey",
+    file("ca.key"),
+    "-CAcreateserial",
+    "-days",
+    "1",
+    "-extfile",
+    file("node.ext"),
+    "-out",
+    file("node.pem"),
+  ]);
+  return { pem: await readFile(file("ca.pem"), "utf8"), file: file("ca.pem") };
+}
+
 /** Starts redis-server in cluster mode on `port`; resolves once it accepts connections. */
 function startNode(dir: string, port: number, options: RedisClusterOptions): Promise<ChildProcess> {
+  const listen = options.tls
+    ? [
+        "--port",
+        "0",
+        "--tls-port",
+        String(port),
+        "--tls-cert-file",
+        join(dir, "node.pem"),
+        "--tls-key-file",
+        join(dir, "node.key"),
+        "--tls-ca-cert-file",
+        join(dir, "ca.pem"),
+        "--tls-auth-clients",
+        "no",
+        "--tls-cluster",
+        "yes",
+        "--tls-replication",
+        "yes",
+      ]
+    : ["--port", String(port)];
+  const auth = options.password
+    ? ["--requirepass", options.password, "--masterauth", options.password]
+    : [];
+  if (options.password && options.user)
+    auth.push("--user", options.user.name, "on", `>${options.user.password}`, "~*", "&*", "+@all");
   const [command, ...args] = withParent([
     "redis-server",
-    "--port",
-    String(port),
+    ...listen,
+    ...auth,
     "--bind",
     HOST,
     "--cluster-enabled",
@@ -207,6 +299,14 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
   const replicas = options.replicas ?? 0;
   const masters = 3;
   const ports = await freePorts(masters * (1 + replicas));
+  const ca = options.tls ? await makeCertificates(dir) : undefined;
+  const { password } = options;
+  // What the clients under test authenticate with.
+  const client = password
+    ? options.user
+      ? { username: options.user.name, password: options.user.password }
+      : { password }
+    : {};
   const children: ChildProcess[] = [];
   const directs: Redis[] = [];
   const stop = async () => {
@@ -223,6 +323,7 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
     await run(
       "redis-cli",
       [
+        ...(ca ? ["--tls", "--cacert", ca.file] : []),
         "--cluster",
         "create",
         ...ports.map((p) => `${HOST}:${p}`),
@@ -230,10 +331,21 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
         String(replicas),
         "--cluster-yes",
       ],
-      { timeout: 30_000 },
+      // REDISCLI_AUTH rather than -a, which redis-cli warns about.
+      {
+        timeout: 30_000,
+        env: { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) },
+      },
     );
     for (const port of ports) {
-      const direct = new Redis({ host: HOST, port, lazyConnect: true, maxRetriesPerRequest: 1 });
+      const direct = new Redis({
+        host: HOST,
+        port,
+        lazyConnect: true,
+        maxRetriesPerRequest: 1,
+        ...(password ? { password } : {}),
+        ...(ca ? { tls: { ca: ca.pem } } : {}),
+      });
       direct.on("error", () => {});
       directs.push(direct);
     }
@@ -301,13 +413,23 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
       .filter((n) => n.master === node(port).id && !n.flags.includes("fail"))
       .map((n) => n.port);
 
+  const scheme = ca ? "rediss://" : password ? "redis://" : "";
+  const userinfo = client.password
+    ? `${encodeURIComponent(client.username ?? "")}:${encodeURIComponent(client.password)}@`
+    : "";
   return {
     nodes,
     seeds,
+    target: (...only) => ({
+      clusterNodes: seeds(...only),
+      ...client,
+      ...(ca ? { tls: { ca: ca.pem } } : {}),
+    }),
     seedsEnv: (...only) =>
       seeds(...only)
-        .map(({ host, port }) => `${host}:${port}`)
+        .map(({ host, port }) => `${scheme}${userinfo}${host}:${port}`)
         .join(","),
+    ca,
     slotOf: async (key) => (await live()[0]!.direct.cluster("KEYSLOT", key)) as number,
     ownerOf,
     async migrateSlot(slot, toPort) {
@@ -325,7 +447,8 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
       for (;;) {
         const keys = (await source.direct.cluster("GETKEYSINSLOT", slot, 1000)) as string[];
         if (keys.length === 0) break;
-        await source.direct.call("MIGRATE", HOST, toPort, "", 0, 10_000, "KEYS", ...keys);
+        const auth = password ? ["AUTH", password] : [];
+        await source.direct.call("MIGRATE", HOST, toPort, "", 0, 10_000, ...auth, "KEYS", ...keys);
         moved += keys.length;
       }
       // The target first, so that a node it tells about the change does not send the slot's
@@ -386,7 +509,7 @@ async function tryStart(options: RedisClusterOptions): Promise<TestRedisCluster>
 /**
  * A real Redis Cluster of three masters, without replicas unless `replicas: 1`, on free ports
  * in 7100-7999, with its files in a temporary directory: redis-server in cluster mode, joined
- * by `redis-cli --cluster create`. No persistence (`--save "" --appendonly no`): a killed
+ * by `redis-cli --cluster create`; with a password and TLS when asked. No persistence (`--save "" --appendonly no`): a killed
  * master's data survives only on its replica. Resolves once every node reports
  * cluster_state:ok and knows the whole slot map, and every replica is in sync.
  */

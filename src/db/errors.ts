@@ -31,15 +31,21 @@ export function isTransientConflict(error: unknown): boolean {
 }
 
 /**
- * Citus's COMMIT failing because a worker node's part of the transaction could not commit
- * (src/backend/distributed/connection/placement_connection.c): raised without a SQLSTATE of its
- * own (XX000), after "failed to commit transaction on <node>" warnings, when the connection to
- * the worker broke at commit (a worker restarting). holdfast has no deferred constraints or
- * triggers, the other cause Citus names. Whether a single-node commit happened is unknown,
- * which is what a retry with the same Idempotency-Key settles.
+ * Citus errors raised without a SQLSTATE of their own (XX000) when a worker node's connection
+ * broke (a worker restarting):
+ * - COMMIT failing because a worker node's part of the transaction could not commit
+ *   (src/backend/distributed/connection/placement_connection.c), after "failed to commit
+ *   transaction on <node>" warnings. holdfast has no deferred constraints or triggers, the other
+ *   cause Citus names. Whether a single-node commit happened is unknown, which is what a retry
+ *   with the same Idempotency-Key settles.
+ * - A statement failing on a connection the coordinated transaction depends on
+ *   (MarkRemoteTransactionFailed in remote_transaction.c): the transaction is aborted before any
+ *   commit.
  */
-const CITUS_COMMIT_FAILED =
-  /^could not commit transaction (?:for shard \d+ )?on (?:at least one|any) active node$/;
+const CITUS_NODE_FAILED = [
+  /^could not commit transaction (?:for shard \d+ )?on (?:at least one|any) active node$/,
+  /^failure on connection marked as essential: \S+:\d+$/,
+];
 
 const messageOf = (error: unknown): string | undefined => {
   for (let e = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
@@ -55,14 +61,14 @@ const messageOf = (error: unknown): string | undefined => {
  * True when the database could not be reached or went away mid-request: a connection error,
  * the server shutting down or starting up (57P*), a connection exception (08*), or a bounded
  * wait running out (lock or statement timeout), or a deadlock or serialization failure that
- * outlasted the write path's retries, or a driver result that was not whole, or a Citus commit
+ * outlasted the write path's retries, or a driver result that was not whole, or a Citus transaction
  * that failed on a worker node. These become 503 unavailable (retry), not 500.
  */
 export function isUnavailable(error: unknown): boolean {
   const code = pgErrorCode(error);
   if (!code) return false;
   return (
-    (code === "XX000" && CITUS_COMMIT_FAILED.test(messageOf(error) ?? "")) ||
+    (code === "XX000" && CITUS_NODE_FAILED.some((m) => m.test(messageOf(error) ?? ""))) ||
     CONNECTION_ERRORS.has(code) ||
     code.startsWith("08") ||
     code.startsWith("57P") ||

@@ -52,8 +52,9 @@ describe("a connection error the server reports at severity ERROR, its session o
   );
 });
 
-// Found by the same run: a COMMIT whose part on the restarting worker failed was answered 500.
-describe("Citus's failed commit on a worker node", () => {
+// Found by the same run: a COMMIT whose part on the restarting worker failed, or a statement
+// on a connection to it, was answered 500.
+describe("Citus's failed transaction on a worker node", () => {
   const failure = (message: string) =>
     db.db
       .execute(sql.raw(`DO $$ BEGIN RAISE EXCEPTION '${message}' USING ERRCODE = 'XX000'; END $$`))
@@ -67,6 +68,7 @@ describe("Citus's failed commit on a worker node", () => {
       "could not commit transaction for shard 102015 on at least one active node",
       "could not commit transaction for shard 102015 on any active node",
       "could not commit transaction on any active node",
+      "failure on connection marked as essential: 127.0.0.1:5501",
     ]) {
       const error = await failure(message);
       expect(isUnavailable(error), message).toBe(true);

@@ -4,8 +4,8 @@ const TAIL_LINES = 200;
 /**
  * How long a process may take to start. Loading holdfast takes 1-3 s on an idle machine; on two
  * cores shared with a run's workload (and the Citus nodes', in the scale project) over 20 s, the
- * limit of test/helpers' spawnServe and spawnWorker, which leave the process running when it
- * is reached. A start that times out here is killed, then retried.
+ * limit of test/helpers' spawnServe and spawnWorker. A start that times out here is killed, then
+ * retried.
  */
 const START_TIMEOUT_MS = 60_000;
 

@@ -1,4 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -17,10 +18,12 @@ import { getHold, type Hold } from "../../src/reservations/hold.ts";
 import { connectProducer, type Producer } from "../../src/workers/producer.ts";
 import { batchedScheduler } from "../../src/workers/schedule-hold.ts";
 import { type RunningWorkers, startWorkers } from "../../src/workers/worker.ts";
-import { createTestApp, type TestApp } from "./app.ts";
+import { createTestApp, SERVICE, type TestApp } from "./app.ts";
+import { contractFetch } from "./contract.ts";
 import type { TestDatabase } from "./db.ts";
-import { expectLedgerConsistent } from "./ledger.ts";
-import { waitFor, workerEnv } from "./workers.ts";
+import { expectLedgerConsistent, fundedAccount } from "./ledger.ts";
+import { type ServeProcess, spawnServe } from "./processes.ts";
+import { spawnWorker, type WorkerProcess, waitFor, workerEnv } from "./workers.ts";
 
 const run = promisify(execFile);
 
@@ -629,4 +632,40 @@ export async function startClusterStack(options: {
     },
   };
   return stack;
+}
+
+/**
+ * `holdfast serve` and `holdfast worker` with `env`. When either fails to start, the other is
+ * stopped before the error is thrown: a serve process does not exit when Redis goes away.
+ */
+export async function spawnServeAndWorker(
+  databaseUrl: string,
+  env: Record<string, string>,
+): Promise<{ serve: ServeProcess; worker: WorkerProcess }> {
+  const [served, working] = await Promise.allSettled([
+    spawnServe(databaseUrl, env),
+    spawnWorker(env),
+  ]);
+  if (served.status === "rejected" || working.status === "rejected") {
+    if (served.status === "fulfilled") await served.value.stop();
+    if (working.status === "fulfilled") working.value.child.kill("SIGTERM");
+    throw served.status === "rejected" ? served.reason : (working as PromiseRejectedResult).reason;
+  }
+  return { serve: served.value, worker: working.value };
+}
+
+/** Funds `accountId` with 50 and buys 10 through `baseUrl`, the hold expiring in 1 s: its id. */
+export async function purchaseExpiringSoon(baseUrl: string, db: Database, accountId: string) {
+  await fundedAccount(db, accountId, 50);
+  const r = await contractFetch(`${baseUrl}/v1/purchases`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${SERVICE}`,
+      "content-type": "application/json",
+      "idempotency-key": randomUUID(),
+    },
+    body: JSON.stringify({ accountId, amount: 10, expiresInSeconds: 1 }),
+  });
+  if (r.status !== 201) throw new Error(`purchase answered ${r.status}: ${await r.text()}`);
+  return ((await r.json()) as { hold: { id: string } }).hold.id;
 }

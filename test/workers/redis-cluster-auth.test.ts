@@ -9,14 +9,16 @@ import { fundedAccount } from "../helpers/ledger.ts";
 import { spawnServe } from "../helpers/processes.ts";
 import {
   type ClusterStack,
+  purchaseExpiringSoon,
   type RedisClusterOptions,
   recordingLogger,
+  spawnServeAndWorker,
   startClusterStack,
   startRedisCluster,
   type TestRedisCluster,
   waitForExpired,
 } from "../helpers/redis-cluster.ts";
-import { spawnWorker, testPrefix } from "../helpers/workers.ts";
+import { testPrefix } from "../helpers/workers.ts";
 
 // Recognisable, so that a test can look for it wherever it must not appear.
 const PASSWORD = `pw-${randomUUID()}`;
@@ -94,30 +96,11 @@ describe.each<{ name: string; options: RedisClusterOptions }>([
       // How a process trusts a private CA: Node reads it at start.
       ...(cluster.ca ? { NODE_EXTRA_CA_CERTS: cluster.ca.file } : {}),
     };
-    const [served, working] = await Promise.allSettled([spawnServe(db.url, env), spawnWorker(env)]);
-    if (served.status === "rejected" || working.status === "rejected") {
-      if (served.status === "fulfilled") await served.value.stop();
-      if (working.status === "fulfilled") working.value.child.kill("SIGTERM");
-      throw served.status === "rejected"
-        ? served.reason
-        : (working as PromiseRejectedResult).reason;
-    }
-    const [serve, worker] = [served.value, working.value];
+    const { serve, worker } = await spawnServeAndWorker(db.url, env);
     try {
       expect((await contractFetch(`${serve.baseUrl}/readyz`)).status).toBe(200);
-      await fundedAccount(db.db, "auth-cli", 50);
-      const r = await contractFetch(`${serve.baseUrl}/v1/purchases`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${SERVICE}`,
-          "content-type": "application/json",
-          "idempotency-key": randomUUID(),
-        },
-        body: JSON.stringify({ accountId: "auth-cli", amount: 10, expiresInSeconds: 1 }),
-      });
-      expect(r.status).toBe(201);
-      const { hold } = (await r.json()) as { hold: { id: string } };
-      await waitForExpired(db.db, [hold.id]);
+      const holdId = await purchaseExpiringSoon(serve.baseUrl, db.db, "auth-cli");
+      await waitForExpired(db.db, [holdId]);
       expect(worker.output()).not.toMatch(/"level":(40|50|60)/);
     } finally {
       worker.child.kill("SIGTERM");

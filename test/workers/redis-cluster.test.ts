@@ -9,16 +9,17 @@ import { ADMIN, SERVICE, type TestApp } from "../helpers/app.ts";
 import { contractFetch } from "../helpers/contract.ts";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.ts";
 import { fundedAccount } from "../helpers/ledger.ts";
-import { spawnServe } from "../helpers/processes.ts";
 import {
   type ClusterStack,
+  purchaseExpiringSoon,
   recordingLogger,
+  spawnServeAndWorker,
   startClusterStack,
   startRedisCluster,
   type TestRedisCluster,
   waitForExpired,
 } from "../helpers/redis-cluster.ts";
-import { spawnWorker, testPrefix, waitFor } from "../helpers/workers.ts";
+import { testPrefix, waitFor } from "../helpers/workers.ts";
 
 // One cluster for the file: starting one takes about two seconds. The tests run in order; the
 // last one stops a node.
@@ -175,37 +176,17 @@ describe("on a 3-master Redis Cluster", () => {
       HOLDFAST_ADMIN_TOKEN: ADMIN,
       HOLDFAST_SERVICE_TOKEN: SERVICE,
     };
-    const [served, working] = await Promise.allSettled([spawnServe(db.url, env), spawnWorker(env)]);
-    if (served.status === "rejected" || working.status === "rejected") {
-      // Neither may outlive the test: a serve process does not exit when Redis goes away.
-      if (served.status === "fulfilled") await served.value.stop();
-      if (working.status === "fulfilled") working.value.child.kill("SIGTERM");
-      throw served.status === "rejected"
-        ? served.reason
-        : (working as PromiseRejectedResult).reason;
-    }
-    const [serve, worker] = [served.value, working.value];
+    const { serve, worker } = await spawnServeAndWorker(db.url, env);
     try {
       const ready = await contractFetch(`${serve.baseUrl}/readyz`);
       expect(ready.status).toBe(200);
-      await fundedAccount(db.db, "cluster-cli", 50);
-      const r = await contractFetch(`${serve.baseUrl}/v1/purchases`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${SERVICE}`,
-          "content-type": "application/json",
-          "idempotency-key": randomUUID(),
-        },
-        body: JSON.stringify({ accountId: "cluster-cli", amount: 10, expiresInSeconds: 1 }),
-      });
-      expect(r.status).toBe(201);
-      const { hold } = (await r.json()) as { hold: { id: string } };
+      const holdId = await purchaseExpiringSoon(serve.baseUrl, db.db, "cluster-cli");
       // Enqueued by serve itself: the worker's sweep would come only after 30 s.
       const ownerPort = await cluster.ownerOf(cliSlot);
       const owner = cluster.nodes.find((n) => n.port === ownerPort)!;
-      const jobKey = `${cliPrefix}:holds-expire:${expireJobId(hold.id)}`;
+      const jobKey = `${cliPrefix}:holds-expire:${expireJobId(holdId)}`;
       expect(await owner.direct.exists(jobKey)).toBe(1);
-      await expired([hold.id]);
+      await expired([holdId]);
       expect(worker.output()).not.toMatch(/"level":(40|50|60)/);
     } finally {
       worker.child.kill("SIGTERM");

@@ -97,6 +97,27 @@ describe("a lost Postgres connection", () => {
     await expectPoolRecovered(handle);
   });
 
+  it("a callback that saw its connection lost fails the transaction even if postgres.js never hears of the close", async () => {
+    // The connection stays open here, so postgres.js's own rejection of begin never comes.
+    handle = createDb(db.url, { max: 2 });
+    const lost = Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
+    const outcome = await Promise.race([
+      handle.db
+        .transaction(async (tx) => {
+          await tx.execute(sql`SELECT 1`);
+          throw lost;
+        })
+        .then(
+          () => "committed",
+          (error: unknown) => error,
+        ),
+      new Promise((r) => setTimeout(() => r("still pending after 2 s"), 2000)),
+    ]);
+    expect(outcome).toBe(lost);
+    expect(isUnavailable(outcome)).toBe(true);
+    expect(unhandled).toEqual([]);
+  });
+
   it("Postgres down for 5 s: queries fail within a few seconds, and the pool is back as soon as Postgres is", async () => {
     proxy = await startTcpProxy(5432);
     handle = throughProxy(proxy);

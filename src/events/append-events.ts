@@ -1,4 +1,4 @@
-import { type SQL, sql } from "drizzle-orm";
+import { sql } from "drizzle-orm";
 import { atomically } from "../db/atomically.ts";
 import type { Db } from "../db/client.ts";
 import type { EventType } from "../db/schema/index.ts";
@@ -35,41 +35,28 @@ export async function appendEvents(tx: Db, events: NewEvent[]): Promise<void> {
     gathered.push(...events);
     return;
   }
-  await tx.execute(sql`SELECT ${appendingEvents(events)}`);
-}
-
-/**
- * The call `holdfast_append_events(…)` that appends `events`, for a statement that does more, or
- * undefined when there is nothing to append.
- */
-export function eventsAppended(events: NewEvent[]): SQL | undefined {
-  return written && events.length > 0 ? appendingEvents(events) : undefined;
-}
-
-function appendingEvents(events: NewEvent[]): SQL {
   const rows = events.map((e, i) => {
     const bucket = bucketOf(e.accountId);
     return { i, bucket, id: newIdIn(bucket), account_id: e.accountId, type: e.type, data: e.data };
   });
-  return sql`holdfast_append_events(${JSON.stringify(rows)}::jsonb)`;
+  await tx.execute(sql`SELECT holdfast_append_events(${JSON.stringify(rows)}::jsonb)`);
 }
 
 /**
- * Makes the changes run in `tx` by `apply` gather their events instead of appending them, and
- * answers them with `apply`'s result: a write path batch's events, whatever its commands, are
- * appended by one call (see eventsAppended).
+ * Makes the changes run in `tx` by `apply` gather their events, then appends them all with one
+ * statement: a write path batch's events, whatever its commands, cost it one statement.
  */
-export async function gatherEvents<T>(
-  tx: Db,
-  apply: () => Promise<T>,
-): Promise<{ result: T; events: NewEvent[] }> {
+export async function gatherEvents<T>(tx: Db, apply: () => Promise<T>): Promise<T> {
   const events: NewEvent[] = [];
   gathering.set(tx, events);
+  let result: T;
   try {
-    return { result: await apply(), events };
+    result = await apply();
   } finally {
     gathering.delete(tx);
   }
+  await appendEvents(tx, events);
+  return result;
 }
 
 /**

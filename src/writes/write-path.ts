@@ -87,18 +87,18 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
   if (commands.length > 1 && commands.some((c) => !c.atomic)) {
     throw new Error("only atomic commands can share a transaction");
   }
-  const keyOf = (c: WriteCommand): Key | undefined =>
-    c.key && { ...c.key, bucket: c.bucket, scope: c.scope };
+  // Each command's key and its id, made once: sorting and matching use them many times.
+  const keys = commands.map((c): Key | undefined =>
+    c.key ? { ...c.key, bucket: c.bucket, scope: c.scope } : undefined,
+  );
+  const ids = keys.map((key) => key && keyId(key));
   const leaders = new Map<string, number>();
-  const leaderOf = commands.map((c, i) => {
-    const key = keyOf(c);
-    if (!key) return i;
-    const id = keyId(key);
+  const leaderOf = ids.map((id, i) => {
+    if (id === undefined) return i;
     if (!leaders.has(id)) leaders.set(id, i);
     return leaders.get(id)!;
   });
-  const keyed = [...leaders.values()].map((i) => keyOf(commands[i]!)!);
-  keyed.sort((a, b) => (keyId(a) < keyId(b) ? -1 : 1));
+  const keyed = [...leaders.values()].sort((a, b) => (ids[a]! < ids[b]! ? -1 : 1));
 
   const plain = (await shardsOf(db)) === ONE_SHARD;
   let claiming = true;
@@ -113,12 +113,12 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
           INSERT INTO idempotency_keys (bucket, role, scope, key, request_hash, response_status, response_body)
           ${keyRows(
             plain,
-            keyed.map((k) => ({ ...k, status: 0, body: "" })),
+            keyed.map((i) => ({ ...keys[i]!, status: 0, body: "" })),
           )}
           ON CONFLICT DO NOTHING
           RETURNING bucket, role, scope, key`);
         for (const r of rows) claimed.add(keyId(r));
-        const missing = keyed.filter((k) => !claimed.has(keyId(k)));
+        const missing = keyed.filter((i) => !claimed.has(ids[i]!)).map((i) => keys[i]!);
         if (missing.length > 0) {
           // By = ANY (see textArray), not a join: the columns' sets cross each other, so only
           // the keys asked for are kept.
@@ -145,7 +145,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
       const toRun = inLockOrder(commands, (command) => command.order)
         .filter(
           ({ item, index }) =>
-            leaderOf[index] === index && (!item.key || claimed.has(keyId(keyOf(item)!))),
+            leaderOf[index] === index && (!item.key || claimed.has(ids[index]!)),
         )
         .map(({ item, index }) => ({ command: item, index }));
       await lockPostedAccounts(
@@ -163,8 +163,8 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
 
       const completed = toRun
         .filter(({ command }) => command.key)
-        .map(({ command, index }) => ({
-          ...keyOf(command)!,
+        .map(({ index }) => ({
+          ...keys[index]!,
           status: fresh.get(index)!.status,
           body: fresh.get(index)!.body,
         }));
@@ -185,7 +185,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
         const leaderResponse = fresh.get(leader);
         if (leaderResponse)
           return { kind: "stored", response: leaderResponse, hash: commands[leader]!.key!.hash };
-        const found = stored.get(keyId(keyOf(command)!));
+        const found = stored.get(ids[index]!);
         if (!found) throw new Error("idempotency key vanished between conflict and read");
         return found;
       });

@@ -16,9 +16,22 @@ export const isSystemAccountId = (id: string): boolean => id.startsWith("@");
  * its bucket; test/db/buckets.test.ts checks that the two agree.
  */
 export function bucketOf(accountId: string): number {
-  const digest = createHash("md5").update(accountId).digest();
-  return ((digest[0]! << 4) | (digest[1]! >> 4)) % BUCKETS;
+  let bucket = knownBuckets.get(accountId);
+  if (bucket === undefined) {
+    const digest = createHash("md5").update(accountId).digest();
+    bucket = ((digest[0]! << 4) | (digest[1]! >> 4)) % BUCKETS;
+    if (knownBuckets.size >= KNOWN_BUCKETS_MAX) knownBuckets.clear();
+    knownBuckets.set(accountId, bucket);
+  }
+  return bucket;
 }
+
+/**
+ * The buckets of recently seen accounts: a purchase asks for its account's bucket several
+ * times (its key, its lock order, its hold id, its event), and an MD5 costs more than a look-up.
+ */
+const knownBuckets = new Map<string, number>();
+const KNOWN_BUCKETS_MAX = 100_000;
 
 const hex3 = (bucket: number) => bucket.toString(16).padStart(3, "0");
 

@@ -53,7 +53,8 @@ function nextV7(): string {
     randomFillSync(pool);
     used = 0;
   }
-  const random = pool.subarray(used, (used += 16));
+  const random = pool.subarray(used, used + 16);
+  used += 16;
   const now = Date.now();
   if (now > clock.msecs) {
     clock.msecs = now;

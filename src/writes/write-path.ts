@@ -144,8 +144,7 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
 
       const toRun = inLockOrder(commands, (command) => command.order)
         .filter(
-          ({ item, index }) =>
-            leaderOf[index] === index && (!item.key || claimed.has(ids[index]!)),
+          ({ item, index }) => leaderOf[index] === index && (!item.key || claimed.has(ids[index]!)),
         )
         .map(({ item, index }) => ({ command: item, index }));
       await lockPostedAccounts(
@@ -178,10 +177,9 @@ export async function applyWrites(db: Database, commands: WriteCommand[]): Promi
           ON CONFLICT (bucket, role, scope, key) DO UPDATE
              SET response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body`);
       }
-      return commands.map((command, index): WriteOutcome => {
+      return leaderOf.map((leader, index): WriteOutcome => {
         const own = fresh.get(index);
         if (own) return { kind: "fresh", response: own };
-        const leader = leaderOf[index]!;
         const leaderResponse = fresh.get(leader);
         if (leaderResponse)
           return { kind: "stored", response: leaderResponse, hash: commands[leader]!.key!.hash };
